@@ -1,0 +1,55 @@
+"""Render a velocity product to a PNG map: speed in colour, direction arrows scaled by speed."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+
+def read_product(path: str) -> dict:
+    """Bands of a velocity GeoTIFF by description, plus its geotransform and metadata."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(path)
+    bands = {dataset.GetRasterBand(i).GetDescription(): dataset.GetRasterBand(i).ReadAsArray()
+             for i in range(1, dataset.RasterCount + 1)}
+    bands["transform"] = dataset.GetGeoTransform()
+    bands["metadata"] = dataset.GetMetadata()
+    return bands
+
+
+def render_velocity_map(path: str, png: str, background: Optional[np.ndarray] = None,
+                        title: str = "", arrows: int = 28, vmax: Optional[float] = None) -> str:
+    """Write ``png``: speed (m/yr, viridis) over an optional grey image, with direction arrows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    product = read_product(path)
+    vx, vy, speed = product["vx"], product["vy"], product["speed"]
+    x0, a, _, y0, _, e = product["transform"]
+    height, width = speed.shape
+    extent = (x0 / 1000, (x0 + a * width) / 1000, (y0 + e * height) / 1000, y0 / 1000)
+    vmax = vmax or float(np.nanpercentile(speed, 98)) if np.isfinite(speed).any() else 1.0
+    fig, ax = plt.subplots(figsize=(9, 9 * height / width + 0.8), dpi=110)
+    if background is not None:
+        low, high = np.nanpercentile(background, [1, 99])
+        ax.imshow(background, cmap="gray", vmin=low, vmax=high, extent=extent)
+    image = ax.imshow(speed, cmap="viridis", vmin=0, vmax=vmax, extent=extent, alpha=0.85)
+    step = max(1, max(height, width) // arrows)
+    rows, cols = np.mgrid[step // 2:height:step, step // 2:width:step]
+    u, v = vx[rows, cols], vy[rows, cols]
+    keep = np.isfinite(u) & np.isfinite(v)
+    xs = (x0 + a * (cols + 0.5)) / 1000
+    ys = (y0 + e * (rows + 0.5)) / 1000
+    ax.quiver(xs[keep], ys[keep], u[keep], v[keep], color="white", scale=vmax * arrows * 0.8,
+              width=0.0025, headwidth=4)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="speed (m/yr)")
+    ax.set_xlabel("easting (km)")
+    ax.set_ylabel("northing (km)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    return png

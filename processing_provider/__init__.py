@@ -1,0 +1,1 @@
+"""Processing provider: one small module per algorithm (parameters -> core call -> outputs)."""

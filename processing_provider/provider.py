@@ -1,0 +1,28 @@
+"""The GlacierFlow Processing provider."""
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+
+class GlacierFlowProvider(QgsProcessingProvider):
+    """Provider ``glacierflow``: glacier velocity, validation and forecasting algorithms."""
+
+    def id(self) -> str:  # noqa: A003
+        return "glacierflow"
+
+    def name(self) -> str:
+        return "GlacierFlow"
+
+    def longName(self) -> str:  # noqa: N802
+        return "GlacierFlow: glacier velocity and snow-cover forecasts"
+
+    def icon(self) -> QIcon:
+        return QIcon(os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg"))
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        from .velocity_pair import VelocityPairAlgorithm
+
+        self.addAlgorithm(VelocityPairAlgorithm())

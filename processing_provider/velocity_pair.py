@@ -1,0 +1,154 @@
+"""Processing algorithm ``glacierflow:velocity_pair``: glacier velocity from an image pair.
+
+Its parameter names are a public headless API: keep them stable.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from ..core.errors import GlacierFlowError
+from ..core.feedback import JobCancelled
+from ..core.flow import ENGINE_NAMES
+from .feedback import ProcessingFeedback
+
+HELP = """<p>Maps glacier surface velocity from two optical images of the same glacier
+(for example Sentinel-2 band 8 or Landsat-8/9 band 8), following
+<i>Deep Glacier Image Velocimetry</i> (Thomole, Piggott and Hughes).</p>
+<p>Image B is warped onto image A's grid over their common area. Both are robustly
+normalised and Sobel-filtered in x and y, cut into overlapping tiles, tracked with the chosen
+optical-flow engine, filtered with a 9&nbsp;x&nbsp;9 median, checked forward against backward,
+and reassembled with smooth weights. Displacements (px) become velocities (m/yr, 365.25-day
+year) with the exact time between the acquisitions.</p>
+<h3>Inputs</h3>
+<ul>
+<li><b>Image A / Image B</b>: the earlier and the later image; single-band, or choose the band.
+Any CRS; images in degrees are put on their UTM zone.</li>
+<li><b>Date A / Date B</b> (optional): acquisition times, ISO-8601 (2021-08-01 or
+2021-08-01T10:30:21Z). When empty they are read from the file's ACQUISITION_DATETIME tag, a
+Landsat MTL file beside it, or a Landsat / Sentinel-2 product name.</li>
+<li><b>Glacier outlines</b> (optional): RGI polygons; adds a glacier band to the output.</li>
+<li><b>Engine</b>: <code>horn_schunck</code> (multi-level Horn-Schunck with warping) or
+<code>farneback</code> (OpenCV Farneback with the papers' parameters).</li>
+<li><b>Tile size / overlap</b> (px): 256 and 64 by default.</li>
+</ul>
+<h3>Output</h3>
+<p>A Cloud Optimized GeoTIFF with bands <b>vx</b> (east, m/yr), <b>vy</b> (north, m/yr),
+<b>speed</b> (m/yr), <b>valid</b> (1 trusted, 0 failed the forward-backward check; velocities
+there are NaN) and, with outlines, <b>glacier</b>. It loads styled by speed with a legend in m/yr.
+The metadata holds the acquisition times, the interval in days and the engine.</p>"""
+
+
+class VelocityPairAlgorithm(QgsProcessingAlgorithm):
+    """Glacier velocity from an image pair."""
+
+    IMAGE_A = "IMAGE_A"
+    IMAGE_B = "IMAGE_B"
+    BAND_A = "BAND_A"
+    BAND_B = "BAND_B"
+    DATE_A = "DATE_A"
+    DATE_B = "DATE_B"
+    OUTLINES = "OUTLINES"
+    ENGINE = "ENGINE"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "velocity_pair"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Glacier velocity from an image pair"
+
+    def group(self) -> str:
+        return "Velocity"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "velocity"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return HELP
+
+    def createInstance(self) -> "VelocityPairAlgorithm":  # noqa: N802
+        return VelocityPairAlgorithm()
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE_A, "Image A (earlier)"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE_B, "Image B (later)"))
+        self.addParameter(QgsProcessingParameterBand(self.BAND_A, "Band of image A", None, self.IMAGE_A,
+                                                     optional=True))
+        self.addParameter(QgsProcessingParameterBand(self.BAND_B, "Band of image B", None, self.IMAGE_B,
+                                                     optional=True))
+        self.addParameter(QgsProcessingParameterString(self.DATE_A, "Date A (ISO-8601, empty: from metadata)",
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterString(self.DATE_B, "Date B (ISO-8601, empty: from metadata)",
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.OUTLINES, "Glacier outlines (RGI polygons)", [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=ENGINE_NAMES[0],
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TILE_SIZE, "Tile size (px)", QgsProcessingParameterNumber.Integer, 256, minValue=32, maxValue=4096))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.OVERLAP, "Tile overlap (px)", QgsProcessingParameterNumber.Integer, 64, minValue=0, maxValue=2048))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
+
+    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        from ..core.pair_velocity import PairJob, run_pair_job
+
+        job = PairJob(
+            image_a=self._raster_path(parameters, self.IMAGE_A, context),
+            image_b=self._raster_path(parameters, self.IMAGE_B, context),
+            output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            band_a=self._band(parameters, self.BAND_A, context),
+            band_b=self._band(parameters, self.BAND_B, context),
+            date_a=self.parameterAsString(parameters, self.DATE_A, context).strip() or None,
+            date_b=self.parameterAsString(parameters, self.DATE_B, context).strip() or None,
+            outlines=self._outlines_path(parameters, context, feedback),
+            engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
+        )
+        try:
+            result = run_pair_job(job, ProcessingFeedback(feedback))
+        except JobCancelled:
+            raise QgsProcessingException("Cancelled: no output was written.") from None
+        except GlacierFlowError as error:
+            raise QgsProcessingException(str(error)) from None
+        return {self.OUTPUT: result.output}
+
+    def _raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(f"{name}: no raster given, or it cannot be opened as a raster.")
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(f"{name}: '{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
+        return layer.source()
+
+    def _band(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsInt(parameters, name, context) or None
+
+    def _outlines_path(self, parameters: Dict[str, Any], context: QgsProcessingContext,
+                       feedback: QgsProcessingFeedback) -> Optional[str]:
+        if parameters.get(self.OUTLINES) in (None, ""):
+            return None
+        return self.parameterAsCompatibleSourceLayerPath(
+            parameters, self.OUTLINES, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)

@@ -1,0 +1,1 @@
+"""Dock panel and layer styling (grows with the dock-panel issue)."""
