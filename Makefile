@@ -7,14 +7,14 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(ROOT)/.build
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-venv python3-pip xvfb xauth
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-venv python3-pip python3-matplotlib xvfb xauth
 PLUGIN := glacierflow
 DEMO_OUT ?= $(ROOT)/demo_output
 
 # Everything QGIS needs to run headless with our profile and the venv's packages.
 QGIS_ENV = QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR=$(BUILD)/runtime \
 	QGIS_CUSTOM_CONFIG_PATH=$(BUILD)/profile QGIS_PLUGINPATH=$(BUILD)/plugins \
-	PYTHONPATH=$(VENV_SITE) QGIS_PROCESS=/usr/bin/qgis_process.bin
+	PYTHONPATH=$(BUILD)/plugins:$(VENV_SITE) QGIS_PROCESS=/usr/bin/qgis_process.bin
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 .PHONY: setup apt venv profile test demo bench clean
@@ -49,10 +49,10 @@ test: setup
 	cd $(ROOT) && $(QGIS_ENV) $(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: setup
-	cd $(ROOT) && $(QGIS_ENV) $(PY) -m bench.demo --out $(DEMO_OUT)
+	cd $(ROOT) && $(QGIS_ENV) $(PY) -m $(PLUGIN).bench.demo --out $(DEMO_OUT)
 
 bench: setup
-	cd $(ROOT) && $(QGIS_ENV) $(PY) -m bench.bench_engines
+	cd $(ROOT) && $(QGIS_ENV) $(PY) -m $(PLUGIN).bench.bench_engines
 
 clean:
 	rm -rf $(BUILD) $(DEMO_OUT)

@@ -18,6 +18,18 @@ def read_product(path: str) -> dict:
     return bands
 
 
+def read_single_band(path: str) -> np.ndarray:
+    """Band 1 of a raster as float32, NaN where nodata."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(path)  # keep a reference: the band dies with its dataset
+    band = dataset.GetRasterBand(1)
+    values = band.ReadAsArray().astype(np.float32)
+    if band.GetNoDataValue() is not None:
+        values[values == np.float32(band.GetNoDataValue())] = np.nan
+    return values
+
+
 def render_velocity_map(path: str, png: str, background: Optional[np.ndarray] = None,
                         title: str = "", arrows: int = 28, vmax: Optional[float] = None) -> str:
     """Write ``png``: speed (m/yr, viridis) over an optional grey image, with direction arrows."""
@@ -40,7 +52,7 @@ def render_velocity_map(path: str, png: str, background: Optional[np.ndarray] = 
     step = max(1, max(height, width) // arrows)
     rows, cols = np.mgrid[step // 2:height:step, step // 2:width:step]
     u, v = vx[rows, cols], vy[rows, cols]
-    keep = np.isfinite(u) & np.isfinite(v)
+    keep = np.isfinite(u) & np.isfinite(v) & (np.hypot(u, v) > 0.05 * vmax)  # no dots on still ground
     xs = (x0 + a * (cols + 0.5)) / 1000
     ys = (y0 + e * (rows + 0.5)) / 1000
     ax.quiver(xs[keep], ys[keep], u[keep], v[keep], color="white", scale=vmax * arrows * 0.8,
