@@ -133,6 +133,8 @@ def _track_tiles(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine:
         next_top = rows_of_tiles[index + 1][0].row_off if index + 1 < len(rows_of_tiles) else grid.height
         for top, strip in assembler.release(next_top):
             writer.write_rows(top, _strip_product(strip, grid, top, days, outlines, tally))
+        for source in sources:
+            source.drop_cache()
     return tally.summary()
 
 

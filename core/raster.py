@@ -117,6 +117,12 @@ class BandSource:
             return self._read_window(window)
         return self._warp(target)
 
+    def drop_cache(self) -> None:
+        """Free GDAL's cached blocks of this file (they would otherwise grow up to GDAL_CACHEMAX)."""
+        self._dataset.FlushCache()
+        if self._view is not None:
+            self._view.FlushCache()
+
     def _read_window(self, window: Window) -> np.ndarray:
         out = np.full((window.height, window.width), np.nan, dtype=np.float32)
         c0, r0 = max(window.col_off, 0), max(window.row_off, 0)
@@ -300,6 +306,7 @@ class ProductWriter:
         """Write full-width rows starting at ``row_off`` (px) for each named band."""
         for index, spec in enumerate(self.bands, start=1):
             self._dataset.GetRasterBand(index).WriteArray(arrays[spec.name].astype(np.float32), 0, row_off)
+        self._dataset.FlushCache()  # write and free the blocks now: memory stays one strip deep
 
     def finish(self, metadata: Dict[str, str]) -> str:
         """Convert to a COG with ``metadata`` and move it to the output path; returns the path."""

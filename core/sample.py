@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -47,13 +47,19 @@ def _epsg_wkt(epsg: int) -> str:
     return srs.ExportToWkt()
 
 
-def write_sample(folder: str) -> SampleFiles:
+def write_sample(folder: str, seed: Optional[int] = None, shape: Optional[Tuple[int, int]] = None,
+                 max_displacement_px: Optional[float] = None) -> SampleFiles:
     """Write the sample pair (uint16 reflectance x 10000, nodata 0, acquisition tags),
-    its outlines (GeoJSON in WGS 84, like RGI) and its true vx, vy (m/yr) into ``folder``."""
+    its outlines (GeoJSON in WGS 84, like RGI) and its true vx, vy (m/yr) into ``folder``.
+
+    Without arguments this is the built-in sample; other seeds, shapes (rows,
+    cols px) and maximum displacements (px) give held-out scenes for benchmarks.
+    """
     os.makedirs(folder, exist_ok=True)
     meta = sample_scene_metadata()
-    shape = tuple(meta["shape"])
-    pair = glacier_pair(shape=shape, max_displacement_px=float(meta["max_displacement_px"]), seed=int(meta["seed"]))
+    shape = tuple(shape or meta["shape"])
+    pair = glacier_pair(shape=shape, seed=int(meta["seed"] if seed is None else seed),
+                        max_displacement_px=float(max_displacement_px or meta["max_displacement_px"]))
     grid = sample_grid(shape)
     paths = {}
     for key, image, when in (("a", pair.image_a, meta["datetime_a"]), ("b", pair.image_b, meta["datetime_b"])):
