@@ -18,7 +18,7 @@ from .feedback import Feedback, JobCancelled
 from .flow import create_engine, estimate_with_checks
 from .grid import Grid, Window
 from .outlines import GlacierOutlines
-from .preprocess import band_statistics, prepare_for_flow
+from .preprocess import band_statistics, prepare_for_flow, texture_strength
 from .raster import BandSource, BandSpec, ProductWriter, pair_grid
 from .style import nice_maximum, speed_style_qml, write_style_beside
 from .tiling import StripAssembler, blend_weights, tile_rows
@@ -29,9 +29,13 @@ PRODUCT_BANDS = [
     BandSpec("vx", "Velocity towards map east (grid +x)", "m/yr"),
     BandSpec("vy", "Velocity towards map north (grid +y)", "m/yr"),
     BandSpec("speed", "Speed, magnitude of (vx, vy)", "m/yr"),
-    BandSpec("valid", "1 = trusted, 0 = failed the consistency check (velocity set to NaN)", "1"),
+    BandSpec("valid", "1 = trusted, 0 = untrusted: failed the forward-backward check or too little "
+                      "texture (velocity set to NaN)", "1"),
 ]
 GLACIER_BAND = BandSpec("glacier", "1 = inside the glacier outlines, 0 = outside", "1")
+# min_texture (PairJob): RMS of the unit-spread Sobel gradients over 15 x 15 px below which a pixel
+# is untrusted; 0.04 masks open water and cloud interiors on Landsat-8 pan (0.01-0.03 there) while
+# keeping crevassed ice (0.1-0.2) and most firn (0.1).
 MIN_TILE_VALID_FRACTION = 0.05  # tiles with less valid data carry too little texture to track
 VALID_VOTE = 0.5  # a pixel is trusted when the blended tiles' trust is at least this
 
@@ -53,6 +57,7 @@ class PairJob:
     overlap: int = 64
     median_size: int = 9
     consistency_check: bool = True
+    min_texture: float = 0.04
     engine_params: Dict[str, float] = field(default_factory=dict)
 
 
@@ -155,7 +160,8 @@ def _track_one_tile(job: PairJob, grid: Grid, window: Window, sources: tuple, st
         return None
     flow, consistent = estimate_with_checks(engine, grad_a, grad_b, median_size=job.median_size,
                                             check_consistency=job.consistency_check)
-    trust = (consistent & np.isfinite(flow.dx) & np.isfinite(flow.dy)).astype(np.float32)
+    textured = np.minimum(texture_strength(grad_a), texture_strength(grad_b)) >= job.min_texture
+    trust = (consistent & textured & np.isfinite(flow.dx) & np.isfinite(flow.dy)).astype(np.float32)
     nan = np.float32(np.nan)
     return {"dx": np.where(data, np.nan_to_num(flow.dx), nan),
             "dy": np.where(data, np.nan_to_num(flow.dy), nan),
@@ -220,6 +226,7 @@ def _metadata(job: PairJob, acq_a: Acquisition, acq_b: Acquisition, days: float,
         "OVERLAP_PX": str(job.overlap),
         "MEDIAN_FILTER_PX": str(job.median_size),
         "CONSISTENCY_CHECK": "forward-backward" if job.consistency_check else "none",
+        "MIN_TEXTURE": f"{job.min_texture:g}",
         "VALID_FRACTION": f"{summary['valid_fraction']:.4f}",
         "MEDIAN_SPEED_M_PER_YR": f"{summary['median_speed']:.3f}",
         "P95_SPEED_M_PER_YR": f"{summary['p95_speed']:.3f}",

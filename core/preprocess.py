@@ -99,3 +99,15 @@ def prepare_for_flow(band: np.ndarray, stats: BandStatistics) -> tuple[np.ndarra
     """
     gradients, valid = sobel_gradients(normalise(band, stats))
     return gradients / np.float32(stats.gradient_spread), valid
+
+
+def texture_strength(gradients: np.ndarray, window: int = 15) -> np.ndarray:
+    """Local RMS of the gradient channels over ``window`` x ``window`` px (unitless, like the input).
+
+    Water, cloud interiors and fresh snow have almost none: flow there is
+    noise however consistent it looks, so the job marks it untrusted.
+    """
+    import cv2
+
+    energy = (gradients.astype(np.float32) ** 2).sum(axis=0)
+    return np.sqrt(cv2.blur(energy, (window, window), borderType=cv2.BORDER_REFLECT))
