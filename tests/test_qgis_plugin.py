@@ -139,3 +139,39 @@ def test_qgis_process_json_run(sample, tmp_path):
     speed = dataset.GetRasterBand(3).ReadAsArray()
     assert np.nanmax(speed) > 20.0  # the sample glacier moves up to about 59 m/yr
     assert plugins.exists()
+
+
+def test_runs_inside_a_processing_model(plugin, sample, tmp_path):
+    """The algorithm as a child of a Processing model, its inputs wired to model parameters."""
+    import processing
+    from qgis.core import (QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
+                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
+                           QgsProcessingModelParameter, QgsProcessingParameterRasterLayer)
+
+    model = QgsProcessingModelAlgorithm("velocity model", "tests")
+    for name in ("first", "second"):
+        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
+    child = QgsProcessingModelChildAlgorithm("glacierflow:velocity_pair")
+    child.setChildId("velocity")
+    child.addParameterSources("IMAGE_A", [QgsProcessingModelChildParameterSource.fromModelParameter("first")])
+    child.addParameterSources("IMAGE_B", [QgsProcessingModelChildParameterSource.fromModelParameter("second")])
+    child.addParameterSources("ENGINE", [QgsProcessingModelChildParameterSource.fromStaticValue("farneback")])
+    output = QgsProcessingModelOutput("velocity", "velocity")
+    output.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"velocity": output})
+    model.addChildAlgorithm(child)
+    target = str(tmp_path / "model_velocity.tif")
+    result = processing.run(model, {"first": sample.image_a, "second": sample.image_b,
+                                    "velocity:velocity": target})
+    assert result["velocity:velocity"] == target
+    assert QgsRasterLayer(target, "v").isValid()
+
+
+def test_batch_of_pairs_through_processing(plugin, sample, tmp_path):
+    """What batch mode does: the same algorithm once per row of parameters."""
+    import processing
+
+    rows = [{"IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "ENGINE": engine,
+             "OUTPUT": str(tmp_path / f"{engine}.tif")} for engine in ("farneback", "horn_schunck")]
+    outputs = [processing.run("glacierflow:velocity_pair", row)["OUTPUT"] for row in rows]
+    assert all(QgsRasterLayer(path, "v").isValid() for path in outputs)
