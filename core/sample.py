@@ -82,7 +82,8 @@ def _write_outline(path: str, grid: Grid, ring_px: list) -> str:
     wgs84.ImportFromEPSG(4326)
     wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     to_wgs84 = osr.CoordinateTransformation(spatial_reference(grid.crs_wkt), wgs84)
-    ring = [list(to_wgs84.TransformPoint(*grid.pixel_to_map(col, row))[:2]) for col, row in ring_px]
+    # The generator's vertices are in pixel-centre coordinates; the geotransform addresses corners.
+    ring = [list(to_wgs84.TransformPoint(*grid.pixel_to_map(col + 0.5, row + 0.5))[:2]) for col, row in ring_px]
     if ring[0] != ring[-1]:
         ring.append(ring[0])
     collection = {"type": "FeatureCollection", "features": [{

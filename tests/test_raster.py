@@ -174,3 +174,13 @@ def test_product_writer_cog_and_no_partial_output(tmp_path):
             writer.write_rows(0, {"vx": np.ones((150, 200)), "speed": np.ones((150, 200))})
             raise RuntimeError("boom")
     assert sorted(os.listdir(tmp_path)) == ["velocity.tif"]
+
+
+def test_sample_outline_matches_the_generated_glacier(tmp_path):
+    from glacierflow.core.sample import sample_grid, write_sample
+    from glacierflow.core.synthetic import glacier_pair
+
+    files = write_sample(str(tmp_path), seed=5, shape=(200, 240), max_displacement_px=4.0)
+    mask = outline_mask(files.outlines, sample_grid((200, 240)))
+    truth = glacier_pair((200, 240), max_displacement_px=4.0, seed=5).glacier
+    assert (mask == truth).mean() > 0.995
