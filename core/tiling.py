@@ -66,8 +66,8 @@ class StripAssembler:
         self.width = width
         self.names = names
         self._top = 0  # scene row of the first buffered row
-        self._sums = {name: np.zeros((0, width), np.float64) for name in names}
-        self._weights = np.zeros((0, width), np.float64)
+        self._sums = {name: np.zeros((0, width), np.float32) for name in names}
+        self._weights = np.zeros((0, width), np.float32)
 
     def add(self, window: Window, values: Dict[str, np.ndarray], weights: np.ndarray) -> None:
         """Accumulate one tile's arrays (NaN = no value there) with its ``weights``."""
@@ -84,7 +84,7 @@ class StripAssembler:
     def _grow(self, bottom: int) -> None:
         missing = bottom - (self._top + self._weights.shape[0])
         if missing > 0:
-            pad = np.zeros((missing, self.width), np.float64)
+            pad = np.zeros((missing, self.width), np.float32)
             self._weights = np.vstack([self._weights, pad])
             for name in self.names:
                 self._sums[name] = np.vstack([self._sums[name], pad])
