@@ -14,6 +14,30 @@ of the underlying band. Each pixel's data term is down-weighted by a
 Charbonnier factor of its current residual (lagged once per warp), so
 occluded or changed pixels, e.g. new content entering the tile, pull less on
 their neighbours; ``data_eps=0`` gives the classic quadratic term.
+
+Coarse levels: the engine's inputs are signed, zero-mean channels (Sobel
+gradients). Averaging them for the pyramid cancels any texture finer than
+the level's pixels: the crevasse fields of a fast glacier trunk (most of
+their gradient power at periods of 4-8 px at 15 m) are gone from every
+level coarser than 1/2, exactly the levels that must find its 5-15 px
+motion. Those levels then see only the tile's high-contrast stable ground,
+the smoothness term drags the trunk towards it, and the finest levels,
+seeing a stripe pattern displaced by more than half its period, lock onto a
+wrong, often reversed, alias. So levels from ``rectify_from`` on track the
+rectified channels |c| instead (full-wave rectification then pooling, as in
+texture-energy models): their average is the local texture energy, which
+survives downsampling and moves with the ice even where the individual
+crevasses decorrelate between the images. And every level but the finest
+is locally contrast-normalised, so a weakly contrasted but trackable region
+(the averaged-down trunk) constrains the flow as much as a bright rock face
+next to it in the same tile. The levels below ``rectify_from`` keep the
+signed channels, and the finest one the global normalisation, which give
+the sub-pixel accuracy. (A plain band, C=1, is folded about its median by
+|c|: still a function of the image content, so it moves with it.) On the
+Landsat-8 Yahtse pair (16 days) this turned the trunk's median from
+680 m/yr at 22 degrees (against the flow) into 2100 m/yr at 189 degrees, in
+line with cross-correlation, while the median speed on stable rock
+(74-92 m/yr) and the synthetic benchmark's errors stayed as they were.
 """
 from __future__ import annotations
 
@@ -48,7 +72,10 @@ class HornSchunck:
     so the constants below are relative to unit-scaled intensities and do
     not depend on the sensor's radiometry or the level. Defaults were tuned
     on synthetic 256 x 256 tiles of smoothed noise (Sobel stacks, C=1 and 2,
-    translations up to 29 px, shear profiles, added noise).
+    translations up to 29 px, shear profiles, added noise); the coarse-level
+    settings (``rectify_from``, ``contrast_*``) on the real Landsat-8 Yahtse
+    pair, against cross-correlation; they leave the synthetic results
+    unchanged.
 
     Attributes:
         alpha: smoothness weight, 1.5 (Horn & Schunck's alpha: alpha^2
@@ -87,6 +114,31 @@ class HornSchunck:
             pixels keep full weight while mismatches (occlusion, new
             content) are down-weighted; it cut gross errors near tile edges
             at ~29 px motion from 7 % to < 1 %.
+        rectify_from: first pyramid level (0 = finest) whose data term uses
+            the rectified channels |c| instead of the signed ones, 2, i.e.
+            from 1/4 resolution on (see the module docstring). Levels are
+            counted from the finest, so this is a fixed scale whatever the
+            tile size. On the eight 256 px job tiles over the Yahtse
+            trunk, at 58 points moving 5-20 px, the signed pyramid had a
+            median endpoint error of 14 px against cross-correlation; 1 or
+            2 gave 0.4 px; 3 gave 0.6 px (its signed level 2, at 1/4, has
+            already lost the crevasses). 2 keeps the signed channels, which
+            are the more precise, on the two finest levels. A value >=
+            ``levels`` disables rectification.
+        contrast_sigma: Gaussian sigma of the local contrast normalisation
+            of every level but the finest, px of that level, 2.0; 0 disables
+            it. Each channel becomes (c - local mean) / sqrt(local variance
+            + contrast_floor^2), computed separately on A and B so that the
+            normalised images still move with their content. 1.5-3 px all
+            gave 0.4-0.45 px on the trunk tiles above. Without it,
+            rectification alone left the trunk at 11 px error, because the
+            tile's bright rock faces still outweigh the weak energy
+            contrast of the ice, and sent 36 % of the stable points > 2 px
+            astray (0 % with it).
+        contrast_floor: floor of that local spread, in units of the level's
+            global spread, 0.1. It stops flat areas (water, deep shadow)
+            from being amplified into noise; 0.03-0.4 changed the trunk
+            error above by < 0.05 px.
     """
 
     alpha: float = 1.5
@@ -97,6 +149,9 @@ class HornSchunck:
     min_size: int = 16
     median_size: int = 5
     data_eps: float = 0.3
+    rectify_from: int = 2
+    contrast_sigma: float = 2.0
+    contrast_floor: float = 0.1
     name: ClassVar[str] = "horn_schunck"
 
     def __post_init__(self) -> None:
@@ -112,6 +167,12 @@ class HornSchunck:
             problems.append("median_size must be 0 (off), 3 or 5")
         if self.data_eps < 0:
             problems.append("data_eps must be >= 0")
+        if self.rectify_from < 0:
+            problems.append("rectify_from must be >= 0 (>= levels disables it)")
+        if self.contrast_sigma < 0:
+            problems.append("contrast_sigma must be >= 0 (0 disables it)")
+        if not self.contrast_floor > 0:
+            problems.append("contrast_floor must be > 0")
         if problems:
             raise GlacierFlowError("Horn-Schunck settings: " + "; ".join(problems) + ".")
 
@@ -126,12 +187,28 @@ class HornSchunck:
             Flow with dx (columns) and dy (rows) in px, float32 (H, W).
         """
         a, b = check_pair(image_a, image_b)
-        pyr_a = _pyramid(a, self.pyramid_scale, self._n_levels(a.shape[1:]))
-        pyr_b = _pyramid(b, self.pyramid_scale, len(pyr_a))
+        n_levels = self._n_levels(a.shape[1:])
+        pyr_a = _pyramid(a, self.pyramid_scale, n_levels)
+        pyr_b = _pyramid(b, self.pyramid_scale, n_levels)
+        rect_a: List[np.ndarray] = []
+        rect_b: List[np.ndarray] = []
+        if n_levels > self.rectify_from:
+            # Rectify at full resolution, *then* average: the pooled |c| is
+            # the local texture energy that the signed pyramid averages away.
+            rect_a = _pyramid(np.abs(a), self.pyramid_scale, n_levels)
+            rect_b = _pyramid(np.abs(b), self.pyramid_scale, n_levels)
         u = np.zeros(pyr_a[-1].shape[1:], np.float32)
         v = np.zeros_like(u)
-        for k in reversed(range(len(pyr_a))):  # coarsest first
-            level_a, level_b = _equalise_spread(pyr_a[k], pyr_b[k])
+        for k in reversed(range(n_levels)):  # coarsest first
+            if k >= self.rectify_from:
+                level_a, level_b = _equalise_spread(rect_a[k], rect_b[k])
+            else:
+                level_a, level_b = _equalise_spread(pyr_a[k], pyr_b[k])
+            if k > 0 and self.contrast_sigma > 0:
+                level_a = _local_contrast(level_a, self.contrast_sigma, self.contrast_floor)
+                level_b = _local_contrast(level_b, self.contrast_sigma, self.contrast_floor)
+                # Back to unit global spread, which alpha is relative to.
+                level_a, level_b = _equalise_spread(level_a, level_b)
             u, v = _upsample_flow(u, v, level_a.shape[1:])
             n_warps = self.warps * min(k + 1, _MAX_WARP_FACTOR)
             u, v = self._refine_level(level_a, level_b, u, v, n_warps)
@@ -205,6 +282,27 @@ def _equalise_spread(a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarr
     spread = np.sqrt(0.5 * (a.var(axis=(1, 2)) + b.var(axis=(1, 2))))
     scale = (1.0 / np.maximum(spread, 1e-6)).astype(np.float32)[:, None, None]
     return a * scale, b * scale
+
+
+def _local_contrast(stack: np.ndarray, sigma: float, floor: float) -> np.ndarray:
+    """Local contrast normalisation of each channel of a (C, H, W) stack.
+
+    (c - G*c) / sqrt(G*(c - G*c)^2 + floor^2) with G a Gaussian of ``sigma``
+    px; ``floor`` is in the stack's intensity units. Applied to A and B
+    separately: each normalised image is a function of its own content only,
+    so it moves with that content and brightness constancy still holds.
+    """
+    import cv2
+
+    def blur(img: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+
+    floor2 = np.float32(floor * floor)
+    out = np.empty_like(stack)
+    for c, channel in enumerate(stack):
+        detail = channel - blur(channel)
+        out[c] = detail / np.sqrt(blur(detail * detail) + floor2)
+    return out
 
 
 def _upsample_flow(
