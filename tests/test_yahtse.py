@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from glacierflow.bench.bench_yahtse import PAIR, REGIONS
 from glacierflow.core.pair_velocity import PairJob, run_pair_job
 
-ROCK = [(770, 880, 600, 760), (150, 250, 1050, 1150)]  # (row0, row1, col0, col1) on image A
-TRUNK = (550, 800, 900, 1000)
-FJORD = (950, 1080, 780, 880)
+ROCK = [REGIONS["stable rock, south of the nunatak"], REGIONS["stable rock, north-east spur"]]
+TRUNK = REGIONS["main trunk above the terminus"]
+FJORD = REGIONS["fjord (water, melange)"]
 TRUNK_AXIS_DEG = 185.0
 RMSE_LIMIT_M_PER_YR = 0.5 * 15.0 * 365.25 / 16.0
 
@@ -29,9 +30,7 @@ RMSE_LIMIT_M_PER_YR = 0.5 * 15.0 * 365.25 / 16.0
 def yahtse_product(request, tmp_path_factory, shared_data):
     data = shared_data / "yahtse"
     output = tmp_path_factory.mktemp("yahtse") / f"velocity_{request.param}.tif"
-    result = run_pair_job(PairJob(str(data / "LC80630182016200LGN00_B8_yahtse.TIF"),
-                                  str(data / "LC80630182016216LGN00_B8_yahtse.TIF"), str(output),
-                                  engine=request.param))
+    result = run_pair_job(PairJob(str(data / PAIR[0]), str(data / PAIR[1]), str(output), engine=request.param))
     dataset = gdal.Open(str(output))
     bands = {dataset.GetRasterBand(i).GetDescription(): dataset.GetRasterBand(i).ReadAsArray()
              for i in range(1, dataset.RasterCount + 1)}
