@@ -181,7 +181,7 @@ class _Tally:
         finite = speed_values[np.isfinite(speed_values)]
         self.trusted += int(finite.size)
         step = max(1, finite.size // 2000)  # a bounded, evenly spread subsample for percentiles
-        self.speeds.append(finite[::step])
+        self.speeds.append(finite[::step].copy())  # a copy: a view would keep the whole strip alive
 
     def summary(self) -> Dict[str, float]:
         values = np.concatenate(self.speeds) if self.speeds else np.zeros(0)

@@ -114,3 +114,13 @@ def test_a_scene_without_texture_is_refused_without_output(sample, tmp_path):
     with pytest.raises(GlacierFlowError, match="constant"):
         run_pair_job(PairJob(sample.image_a, flat, str(tmp_path / "v.tif")))
     assert not (tmp_path / "v.tif").exists()
+
+
+def test_job_summary_keeps_no_strip_alive():
+    """The running summary must copy its subsample: a view would pin every strip (memory grows with area)."""
+    from glacierflow.core.pair_velocity import _Tally
+
+    tally = _Tally()
+    strip = np.random.default_rng(0).random((64, 5000)).astype(np.float32)
+    tally.add(strip, np.ones(strip.shape, bool))
+    assert all(sample.base is None for sample in tally.speeds)
