@@ -64,11 +64,14 @@ def main() -> None:
                   for seed in list(HELD_OUT_SEEDS)[:args.scenes]]
         rows = [score_engine(engine, scenes, folder) for engine in args.engines]
     print(f"{args.scenes} held-out scenes of {args.size} x {args.size} px, flow up to {args.max_displacement} px\n")
-    print("| engine | median EPE glacier (px) | median EPE stable (px) | glacier trusted | s / megapixel |")
-    print("|---|---|---|---|---|")
+    baseline = rows[0]["seconds_per_megapixel"]
+    print(f"| engine | median EPE glacier (px) | median EPE stable (px) | glacier trusted | s / megapixel | "
+          f"time / {rows[0]['engine']} |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['engine']} | {row['glacier_px']:.3f} | {row['stable_px']:.3f} | "
-              f"{100 * row['glacier_coverage']:.1f} % | {row['seconds_per_megapixel']:.2f} |")
+              f"{100 * row['glacier_coverage']:.1f} % | {row['seconds_per_megapixel']:.2f} | "
+              f"{row['seconds_per_megapixel'] / baseline:.2f} |")
 
 
 if __name__ == "__main__":
