@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.flow import ENGINE_NAMES
+from ..core.flow import runnable_engine_names
 from ..core.pair_velocity import PairJob, run_pair_job
 from ..core.sample import write_sample
 from ..core.validation import endpoint_error_summary
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--max-displacement", type=float, default=8.0, help="px")
-    parser.add_argument("--engines", nargs="*", default=list(ENGINE_NAMES))
+    parser.add_argument("--engines", nargs="*", default=list(runnable_engine_names()))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

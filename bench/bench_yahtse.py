@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.flow import ENGINE_NAMES
+from ..core.flow import runnable_engine_names
 from ..core.pair_velocity import PairJob, run_pair_job
 from .render import read_product, read_single_band, render_velocity_map
 
@@ -45,7 +45,7 @@ def region_table(product: dict) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="yahtse_bench")
-    parser.add_argument("--engines", nargs="*", default=list(ENGINE_NAMES))
+    parser.add_argument("--engines", nargs="*", default=list(runnable_engine_names()))
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} is absent: this benchmark needs ../shared/data beside the repository")

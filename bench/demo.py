@@ -32,8 +32,11 @@ def run_qgis_process(algorithm: str, parameters: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "demo_output"))
-    parser.add_argument("--engine", default="horn_schunck")
+    parser.add_argument("--engine", default=None, help="default: RAFT when a model is shipped, else Horn-Schunck")
     args = parser.parse_args()
+    from ..core.flow import default_engine_name
+
+    args.engine = args.engine or default_engine_name()
     from ..core.sample import write_sample
     from ..core.validation import endpoint_error_summary
     from .render import read_product, read_single_band, render_velocity_map

@@ -96,11 +96,12 @@ def run_pair_job(job: PairJob, feedback: Optional[Feedback] = None) -> PairResul
     stats_b = band_statistics(_sample_windows(source_b, grid), "Image B")
     outlines = GlacierOutlines(job.outlines, grid.crs_wkt) if job.outlines else None
     engine = create_engine(job.engine, **job.engine_params)
+    engine_metadata = _describe_engine(engine, feedback)
     bands = PRODUCT_BANDS + ([GLACIER_BAND] if outlines else [])
     with ProductWriter(job.output, grid, bands) as writer:
         summary = _track_tiles(job, grid, (source_a, source_b), (stats_a, stats_b), engine,
                                days, outlines, writer, feedback)
-        metadata = _metadata(job, acq_a, acq_b, days, summary)
+        metadata = {**_metadata(job, acq_a, acq_b, days, summary), **engine_metadata}
         writer.finish(metadata)
     style = write_style_beside(job.output, speed_style_qml(nice_maximum(summary["p95_speed"])))
     seconds = time.perf_counter() - started
@@ -108,6 +109,27 @@ def run_pair_job(job: PairJob, feedback: Optional[Feedback] = None) -> PairResul
                   f"median speed {summary['median_speed']:.1f} m/yr, 95th percentile {summary['p95_speed']:.1f} m/yr")
     return PairResult(job.output, style, grid, acq_a, acq_b, days, job.engine, summary["valid_fraction"],
                       summary["median_speed"], summary["p95_speed"], seconds, metadata)
+
+
+def _describe_engine(engine: object, feedback: Feedback) -> Dict[str, str]:
+    """Log what runs the flow and return it as product metadata.
+
+    Engines with a model (RAFT) tell which execution provider onnxruntime
+    really used and which model version: both decide what the numbers mean,
+    and whether a GPU was used is otherwise invisible. Classical engines
+    have no ``describe`` and add nothing.
+    """
+    describe = getattr(engine, "describe", None)
+    if not callable(describe):
+        return {}
+    metadata = {str(key): str(value) for key, value in describe().items()}
+    summary = getattr(engine, "summary", None)
+    line = summary() if callable(summary) else (
+        f"{getattr(engine, 'name', 'engine')} on {metadata.get('ENGINE_PROVIDER', 'an unknown provider')}")
+    feedback.info(f"Flow engine: {line}")
+    for note in getattr(engine, "provider_notes", ()):
+        feedback.warning(note)
+    return metadata
 
 
 def _sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 192) -> List[np.ndarray]:

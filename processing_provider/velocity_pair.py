@@ -23,7 +23,7 @@ from qgis.core import (
 
 from ..core.errors import GlacierFlowError
 from ..core.feedback import JobCancelled
-from ..core.flow import ENGINE_NAMES
+from ..core.flow import ENGINE_NAMES, default_engine_name
 from .feedback import ProcessingFeedback
 
 HELP = """<p>Maps glacier surface velocity from two optical images of the same glacier
@@ -42,15 +42,21 @@ Any CRS; images in degrees are put on their UTM zone.</li>
 2021-08-01T10:30:21Z). When empty they are read from the file's ACQUISITION_DATETIME tag, a
 Landsat MTL file beside it, or a Landsat / Sentinel-2 product name.</li>
 <li><b>Glacier outlines</b> (optional): RGI polygons; adds a glacier band to the output.</li>
-<li><b>Engine</b>: <code>horn_schunck</code> (multi-level Horn-Schunck with warping) or
-<code>farneback</code> (OpenCV Farneback with the papers' parameters).</li>
+<li><b>Engine</b>: <code>raft</code> (a RAFT-small network trained on synthetic glacier pairs with
+exact displacements, shipped as an ONNX model in the plugin's <code>models</code> folder and run with
+onnxruntime; the default when that model is present), <code>horn_schunck</code> (multi-level
+Horn-Schunck with warping; the default otherwise) or <code>farneback</code> (OpenCV Farneback with
+the papers' parameters). RAFT runs on an NVIDIA GPU when onnxruntime-gpu is installed and on the CPU
+otherwise; the log says which execution provider ran it (for example
+<code>CPUExecutionProvider</code>). It needs the <code>onnxruntime</code> Python package.</li>
 <li><b>Tile size / overlap</b> (px): 256 and 64 by default.</li>
 </ul>
 <h3>Output</h3>
 <p>A Cloud Optimized GeoTIFF with bands <b>vx</b> (east, m/yr), <b>vy</b> (north, m/yr),
 <b>speed</b> (m/yr), <b>valid</b> (1 trusted, 0 failed the forward-backward check; velocities
 there are NaN) and, with outlines, <b>glacier</b>. It loads styled by speed with a legend in m/yr.
-The metadata holds the acquisition times, the interval in days and the engine.</p>"""
+The metadata holds the acquisition times, the interval in days and the engine; with RAFT also the
+execution provider (ENGINE_PROVIDER) and the model's name and version.</p>"""
 
 
 class VelocityPairAlgorithm(QgsProcessingAlgorithm):
@@ -100,7 +106,7 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.OUTLINES, "Glacier outlines (RGI polygons)", [QgsProcessing.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterEnum(
-            self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=ENGINE_NAMES[0],
+            self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=default_engine_name(),
             usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.TILE_SIZE, "Tile size (px)", QgsProcessingParameterNumber.Integer, 256, minValue=32, maxValue=4096))

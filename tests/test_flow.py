@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from glacierflow.core.errors import GlacierFlowError
-from glacierflow.core.flow import ENGINE_NAMES, create_engine, estimate_with_checks
+from glacierflow.core.flow import CLASSICAL_ENGINE_NAMES, create_engine, estimate_with_checks
 from glacierflow.core.flow.base import Flow
 from glacierflow.core.flow.postprocess import forward_backward_valid, median_filter_flow
 
@@ -84,7 +84,7 @@ def _endpoint_error(flow: Flow, dx, dy, margin: int) -> np.ndarray:
 
 # ----------------------------------------------------------------- engines ---
 @pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("name", ENGINE_NAMES)
+@pytest.mark.parametrize("name", CLASSICAL_ENGINE_NAMES)
 def test_subpixel_translation(name: str, channels: int) -> None:
     a = _texture(seed=1)
     b = _translate(a, 2.3, -1.7)
@@ -144,7 +144,7 @@ def test_horn_schunck_coarse_level_settings() -> None:
             create_engine("horn_schunck", **bad)
 
 
-@pytest.mark.parametrize("name", ENGINE_NAMES)
+@pytest.mark.parametrize("name", CLASSICAL_ENGINE_NAMES)
 def test_smooth_shear_flow(name: str) -> None:
     # Glacier-like profile: 4 px along the centre line, 0 at the edges.
     rows = np.arange(SIZE, dtype=np.float32)
@@ -157,7 +157,7 @@ def test_smooth_shear_flow(name: str) -> None:
     assert np.percentile(err, 90) < 0.3
 
 
-@pytest.mark.parametrize("name", ENGINE_NAMES)
+@pytest.mark.parametrize("name", CLASSICAL_ENGINE_NAMES)
 def test_sign_convention_right_and_down(name: str) -> None:
     # A textured square on a flat background moves 3 px right and 2 px down
     # (integer roll: no interpolation involved).
@@ -170,7 +170,7 @@ def test_sign_convention_right_and_down(name: str) -> None:
     assert np.median(flow.dy[inner]) == pytest.approx(2.0, abs=0.2)
 
 
-@pytest.mark.parametrize("name", ENGINE_NAMES)
+@pytest.mark.parametrize("name", CLASSICAL_ENGINE_NAMES)
 def test_two_dimensional_input_is_one_channel(name: str) -> None:
     a = _texture(size=96, seed=5)
     b = _translate(a, 1.0, 0.5)
@@ -178,7 +178,7 @@ def test_two_dimensional_input_is_one_channel(name: str) -> None:
     assert np.median(_endpoint_error(flow, 1.0, 0.5, margin=16)) < 0.1
 
 
-@pytest.mark.parametrize("name", ENGINE_NAMES)
+@pytest.mark.parametrize("name", CLASSICAL_ENGINE_NAMES)
 def test_bad_inputs_raise_user_error(name: str) -> None:
     engine = create_engine(name)
     a = np.zeros((2, 32, 32), np.float32)
@@ -194,7 +194,7 @@ def test_bad_inputs_raise_user_error(name: str) -> None:
 def test_unknown_engine_lists_valid_names() -> None:
     with pytest.raises(GlacierFlowError) as info:
         create_engine("raft_typo")
-    for name in ENGINE_NAMES:
+    for name in CLASSICAL_ENGINE_NAMES:
         assert name in str(info.value)
 
 

@@ -7,7 +7,7 @@ optional dependency only affects the engine that needs it.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -15,20 +15,48 @@ from ..errors import GlacierFlowError
 from .base import Flow, FlowEngine
 
 __all__ = [
+    "CLASSICAL_ENGINE_NAMES",
     "ENGINE_NAMES",
     "Flow",
     "FlowEngine",
     "check_pair",
     "create_engine",
+    "default_engine_name",
     "estimate_with_checks",
+    "runnable_engine_names",
 ]
 
-# name -> (module, class); modules are imported lazily in create_engine.
+# name -> (module, class); modules are imported lazily in create_engine. New engines go at the
+# end so that the indices of Processing's engine enum stay valid in saved models and scripts.
 _ENGINES: Dict[str, Tuple[str, str]] = {
     "horn_schunck": (".horn_schunck", "HornSchunck"),
     "farneback": (".farneback", "Farneback"),
+    "raft": (".raft_onnx", "RaftOnnx"),
 }
+_NEEDS_MODEL = ("raft",)  # engines that cannot run without a model file
+
+
+def _shipped_model() -> Optional[str]:
+    from .raft_onnx import shipped_model_path  # no heavy import: onnxruntime loads on first use
+
+    return shipped_model_path()
+
+
+# Every registered engine: what the Processing algorithm offers (choosing "raft" without a model
+# gives a clear error).
 ENGINE_NAMES: Tuple[str, ...] = tuple(_ENGINES)
+# The classical engines: no model needed; baselines and training labels for RAFT.
+CLASSICAL_ENGINE_NAMES: Tuple[str, ...] = ("horn_schunck", "farneback")
+
+
+def runnable_engine_names() -> Tuple[str, ...]:
+    """The engines ready to run in this installation ("raft" only when a model is shipped)."""
+    return tuple(name for name in _ENGINES if name not in _NEEDS_MODEL or _shipped_model() is not None)
+
+
+def default_engine_name() -> str:
+    """"raft" when the plugin ships a RAFT model, else "horn_schunck" (no model needed)."""
+    return "raft" if _shipped_model() is not None else "horn_schunck"
 
 
 def create_engine(name: str, **params: Any) -> FlowEngine:
