@@ -19,7 +19,7 @@ from .flow import create_engine, estimate_with_checks
 from .grid import Grid, Window
 from .outlines import GlacierOutlines
 from .preprocess import band_statistics, prepare_for_flow, texture_strength
-from .raster import BandSource, BandSpec, ProductWriter, pair_grid
+from .raster import BandSource, BandSpec, GridRequest, ProductWriter, pair_grid
 from .style import nice_maximum, speed_style_qml, write_style_beside
 from .tiling import StripAssembler, blend_weights, tile_rows
 from .timestamps import Acquisition, acquisition_of, interval_days
@@ -59,6 +59,7 @@ class PairJob:
     consistency_check: bool = True
     min_texture: float = 0.04
     engine_params: Dict[str, float] = field(default_factory=dict)
+    grid_request: Optional[GridRequest] = None
 
 
 @dataclass
@@ -90,7 +91,7 @@ def run_pair_job(job: PairJob, feedback: Optional[Feedback] = None) -> PairResul
     days = interval_days(acq_a, acq_b)
     feedback.info(f"Image A {acq_a.time:%Y-%m-%d %H:%M:%S}Z ({acq_a.source}), image B "
                   f"{acq_b.time:%Y-%m-%d %H:%M:%S}Z ({acq_b.source}): {days:.4f} days apart")
-    grid = pair_grid(source_a.grid, source_b.grid)
+    grid = pair_grid(source_a.grid, source_b.grid, job.grid_request)
     feedback.info(f"Common grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m")
     stats_a = band_statistics(_sample_windows(source_a, grid), "Image A")
     stats_b = band_statistics(_sample_windows(source_b, grid), "Image B")

@@ -11,7 +11,7 @@ import math
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -208,22 +208,62 @@ def is_geographic(wkt: str) -> bool:
     return bool(spatial_reference(wkt).IsGeographic())
 
 
-def pair_grid(grid_a: Grid, grid_b: Grid) -> Grid:
-    """The job grid for a pair: image A's pixels over the intersection of both footprints.
+@dataclass(frozen=True)
+class GridRequest:
+    """A job grid the user names instead of image A's; every field is optional.
+
+    Attributes:
+        crs_wkt: a projected CRS (metres); None keeps image A's (its UTM zone if A is in degrees).
+        pixel_size: m; None keeps image A's ground resolution.
+        bounds: (xmin, ymin, xmax, ymax) in ``crs_wkt`` (or A's CRS) to limit the area to.
+    """
+
+    crs_wkt: Optional[str] = None
+    pixel_size: Optional[float] = None
+    bounds: Optional[Tuple[float, float, float, float]] = None
+
+
+def pair_grid(grid_a: Grid, grid_b: Grid, request: Optional[GridRequest] = None) -> Grid:
+    """The job grid for a pair: by default image A's pixels over the intersection of both footprints.
 
     A geographic (degree) image A is replaced by its UTM zone at A's ground
-    resolution, because velocities need metres.
+    resolution, because velocities need metres. A :class:`GridRequest` names
+    another CRS, pixel size (m) or area; the grid is then north-up and snapped
+    to whole multiples of the pixel size.
     """
+    request = request or GridRequest()
+    if request.crs_wkt and is_geographic(request.crs_wkt):
+        raise GlacierFlowError("The output CRS is in degrees: choose a projected CRS in metres (UTM, polar "
+                               "stereographic).")
     base = grid_a if not is_geographic(grid_a.crs_wkt) else _utm_grid_for(grid_a)
-    box_a = transform_bounds(grid_a.bounds(), grid_a.crs_wkt, base.crs_wkt)
-    box_b = transform_bounds(grid_b.bounds(), grid_b.crs_wkt, base.crs_wkt)
-    xmin, ymin = max(box_a[0], box_b[0]), max(box_a[1], box_b[1])
-    xmax, ymax = min(box_a[2], box_b[2]), min(box_a[3], box_b[3])
-    if xmin >= xmax or ymin >= ymax:
+    if request.crs_wkt and not same_crs(request.crs_wkt, base.crs_wkt):
+        base = Grid(request.crs_wkt, (0.0, base.pixel_size[0], 0.0, 0.0, 0.0, -base.pixel_size[1]), 0, 0)
+    box = _intersection([transform_bounds(g.bounds(), g.crs_wkt, base.crs_wkt) for g in (grid_a, grid_b)]
+                        + ([tuple(request.bounds)] if request.bounds else []))
+    if box is None:
         raise GlacierFlowError(
-            "Image A and image B do not overlap. Choose two images of the same glacier "
-            "(check that both have the right CRS).")
-    return clip_grid(base, (xmin, ymin, xmax, ymax))
+            "Image A and image B do not overlap (inside the requested area, if one was given). Choose "
+            "two images of the same glacier and check that both have the right CRS.")
+    if base.width and (request.pixel_size is None or request.pixel_size == base.pixel_size[0]):
+        return clip_grid(base, box)  # keep image A's own pixels: no resampling of A
+    return _snapped_grid(base.crs_wkt, float(request.pixel_size or base.pixel_size[0]), box)
+
+
+def _intersection(boxes: Sequence[Sequence[float]]) -> Optional[Tuple[float, float, float, float]]:
+    xmin, ymin = max(b[0] for b in boxes), max(b[1] for b in boxes)
+    xmax, ymax = min(b[2] for b in boxes), min(b[3] for b in boxes)
+    return (xmin, ymin, xmax, ymax) if xmin < xmax and ymin < ymax else None
+
+
+def _snapped_grid(crs_wkt: str, size: float, box: Sequence[float]) -> Grid:
+    """A north-up grid of ``size`` m pixels inside ``box``, its edges on multiples of ``size``."""
+    if size <= 0:
+        raise GlacierFlowError(f"The pixel size must be positive (got {size} m).")
+    x0, y1 = math.ceil(box[0] / size) * size, math.floor(box[3] / size) * size
+    width, height = int((box[2] - x0) // size), int((y1 - box[1]) // size)
+    if width < 2 or height < 2:
+        raise GlacierFlowError("The common area is smaller than two pixels: choose a smaller pixel size.")
+    return Grid(crs_wkt, (x0, size, 0.0, y1, 0.0, -size), width, height)
 
 
 def clip_grid(grid: Grid, bounds: Sequence[float]) -> Grid:
@@ -242,15 +282,12 @@ def clip_grid(grid: Grid, bounds: Sequence[float]) -> Grid:
 
 
 def _utm_grid_for(grid: Grid) -> Grid:
+    """A grid in the UTM zone of a geographic ``grid``, at its ground resolution (m)."""
     xmin, ymin, xmax, ymax = grid.bounds()
     wkt = utm_crs_wkt((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
-    box = transform_bounds(grid.bounds(), grid.crs_wkt, wkt)
-    lat = math.radians((ymin + ymax) / 2.0)
-    size = max(1.0, round(grid.pixel_size[1] * 111320.0, 0))
-    size = min(size, round(grid.pixel_size[0] * 111320.0 * math.cos(lat), 0)) or size
-    width = int(math.ceil((box[2] - box[0]) / size))
-    height = int(math.ceil((box[3] - box[1]) / size))
-    return Grid(wkt, (box[0], size, 0.0, box[3], 0.0, -size), width, height)
+    metres_per_degree = 111320.0 * math.cos(math.radians((ymin + ymax) / 2.0))
+    size = max(1.0, round(min(grid.pixel_size[0] * metres_per_degree, grid.pixel_size[1] * 111320.0)))
+    return _snapped_grid(wkt, size, transform_bounds(grid.bounds(), grid.crs_wkt, wkt))
 
 
 @dataclass

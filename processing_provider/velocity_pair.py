@@ -7,13 +7,17 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
+    QgsProcessingParameterCrs,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -50,6 +54,8 @@ the papers' parameters). RAFT runs on an NVIDIA GPU when onnxruntime-gpu is inst
 otherwise; the log says which execution provider ran it (for example
 <code>CPUExecutionProvider</code>). It needs the <code>onnxruntime</code> Python package.</li>
 <li><b>Tile size / overlap</b> (px): 256 and 64 by default.</li>
+<li><b>Output CRS / pixel size / extent</b> (advanced, optional): a grid of your own instead of image
+A's; the grid is then north-up with its edges on whole multiples of the pixel size (m).</li>
 </ul>
 <h3>Output</h3>
 <p>A Cloud Optimized GeoTIFF with bands <b>vx</b> (east, m/yr), <b>vy</b> (north, m/yr),
@@ -72,6 +78,9 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
     ENGINE = "ENGINE"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
+    TARGET_CRS = "TARGET_CRS"
+    PIXEL_SIZE = "PIXEL_SIZE"
+    EXTENT = "EXTENT"
     OUTPUT = "OUTPUT"
 
     def name(self) -> str:
@@ -112,6 +121,13 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
             self.TILE_SIZE, "Tile size (px)", QgsProcessingParameterNumber.Integer, 256, minValue=32, maxValue=4096))
         self.addParameter(QgsProcessingParameterNumber(
             self.OVERLAP, "Tile overlap (px)", QgsProcessingParameterNumber.Integer, 64, minValue=0, maxValue=2048))
+        for parameter in (
+                QgsProcessingParameterCrs(self.TARGET_CRS, "Output CRS (empty: image A's)", optional=True),
+                QgsProcessingParameterNumber(self.PIXEL_SIZE, "Output pixel size (m, 0: image A's)",
+                                             QgsProcessingParameterNumber.Double, 0.0, minValue=0.0),
+                QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True)):
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
 
     def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
@@ -130,6 +146,7 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
             engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
+            grid_request=self._grid_request(parameters, context),
         )
         try:
             result = run_pair_job(job, ProcessingFeedback(feedback))
@@ -146,6 +163,23 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
         if layer.providerType() != "gdal":
             raise QgsProcessingException(f"{name}: '{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
         return layer.source()
+
+    def _grid_request(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Optional[Any]:
+        """The user's output grid (CRS, pixel size, extent), or None for image A's grid."""
+        from ..core.raster import GridRequest
+
+        crs = self.parameterAsCrs(parameters, self.TARGET_CRS, context)
+        pixel_size = self.parameterAsDouble(parameters, self.PIXEL_SIZE, context)
+        has_extent = parameters.get(self.EXTENT) not in (None, "")
+        if not crs.isValid() and not pixel_size and not has_extent:
+            return None
+        grid_crs = crs if crs.isValid() else self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()
+        bounds = None
+        if has_extent:
+            extent = self.parameterAsExtent(parameters, self.EXTENT, context, grid_crs)
+            bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        wkt = crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL) if crs.isValid() else None
+        return GridRequest(wkt, pixel_size or None, bounds)
 
     def _band(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
         if parameters.get(name) in (None, ""):

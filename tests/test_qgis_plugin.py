@@ -175,3 +175,15 @@ def test_batch_of_pairs_through_processing(plugin, sample, tmp_path):
              "OUTPUT": str(tmp_path / f"{engine}.tif")} for engine in ("farneback", "horn_schunck")]
     outputs = [processing.run("glacierflow:velocity_pair", row)["OUTPUT"] for row in rows]
     assert all(QgsRasterLayer(path, "v").isValid() for path in outputs)
+
+
+def test_user_grid_through_processing(plugin, sample, tmp_path):
+    import processing
+
+    output = str(tmp_path / "grid.tif")
+    processing.run("glacierflow:velocity_pair", {
+        "IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "ENGINE": "farneback",
+        "TARGET_CRS": "EPSG:32632", "PIXEL_SIZE": 20, "OUTPUT": output})
+    dataset = gdal.Open(output)
+    assert dataset.GetGeoTransform()[1] == 20.0
+    assert dataset.RasterXSize <= 256

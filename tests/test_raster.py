@@ -184,3 +184,25 @@ def test_sample_outline_matches_the_generated_glacier(tmp_path):
     mask = outline_mask(files.outlines, sample_grid((200, 240)))
     truth = glacier_pair((200, 240), max_displacement_px=4.0, seed=5).glacier
     assert (mask == truth).mean() > 0.995
+
+
+def test_grid_request_pixel_size_area_and_crs():
+    from glacierflow.core.raster import GridRequest
+
+    coarse = pair_grid(GRID, GRID, GridRequest(pixel_size=30.0))
+    assert coarse.transform[1] == 30.0 and coarse.transform[0] % 30.0 == 0 and coarse.transform[3] % 30.0 == 0
+    assert coarse.bounds()[0] >= 340000.0 and coarse.bounds()[2] <= 342000.0
+    area = pair_grid(GRID, GRID, GridRequest(bounds=(340500.0, 5089000.0, 341000.0, 5089500.0)))
+    assert area.bounds() == (340500.0, 5089000.0, 341000.0, 5089500.0)
+    assert area.transform[1] == 10.0  # image A's own pixels are kept
+    other = pair_grid(GRID, GRID, GridRequest(crs_wkt=_wkt(32631), pixel_size=20.0))
+    assert osr.SpatialReference(wkt=other.crs_wkt).GetUTMZone() == 31 and other.transform[1] == 20.0
+    with pytest.raises(GlacierFlowError, match="degrees"):
+        pair_grid(GRID, GRID, GridRequest(crs_wkt=_wkt(4326)))
+
+
+def test_image_in_degrees_goes_to_its_utm_zone(tmp_path):
+    wgs = Grid(_wkt(4326), (6.90, 0.0001, 0.0, 45.92, 0.0, -0.0001), 300, 200)
+    grid = pair_grid(wgs, wgs)
+    assert osr.SpatialReference(wkt=grid.crs_wkt).GetUTMZone() == 32
+    assert 7.0 <= grid.pixel_size[0] <= 12.0  # 0.0001 degrees is 7.8 m east-west and 11 m north-south here
