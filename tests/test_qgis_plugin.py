@@ -16,31 +16,6 @@ import glacierflow
 from glacierflow.core.sample import write_sample
 
 
-class RecordingIface:
-    """Records the menu calls the plugin makes on QGIS's interface (no desktop here)."""
-
-    def __init__(self, iface):
-        self._iface = iface
-        self.menu = []
-
-    def mainWindow(self):  # noqa: N802
-        return self._iface.mainWindow()
-
-    def addPluginToRasterMenu(self, name, action):  # noqa: N802
-        self.menu.append(action)
-
-    def removePluginRasterMenu(self, name, action):  # noqa: N802
-        self.menu.remove(action)
-
-
-@pytest.fixture(scope="module")
-def plugin(qgis_processing, qgis_iface):
-    plugin = glacierflow.classFactory(RecordingIface(qgis_iface))
-    plugin.initGui()
-    yield plugin
-    plugin.unload()
-
-
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     return write_sample(str(tmp_path_factory.mktemp("sample")))
@@ -51,7 +26,8 @@ def test_provider_registers_once_and_menu_entry_exists(plugin):
     registry = QgsApplication.processingRegistry()
     assert [p.id() for p in registry.providers()].count("glacierflow") == 1
     assert registry.algorithmById("glacierflow:velocity_pair") is not None
-    assert len(plugin.iface.menu) == 1
+    assert len(plugin.iface.menu) == 2  # the velocity algorithm and the panel toggle
+    assert len(plugin.iface.toolbar) == 1
 
 
 def test_unload_removes_everything_and_reload_works(plugin):
