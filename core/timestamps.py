@@ -69,16 +69,22 @@ def acquisition_of(path: str, dataset: Any = None, explicit: Optional[str] = Non
         "(DATE_A / DATE_B), or keep the Landsat MTL file or the original product name.")
 
 
-def _from_landsat_mtl(path: str) -> Optional[Acquisition]:
+def landsat_mtl_for(path: str) -> Optional[str]:
+    """The Landsat ``*_MTL.txt`` beside ``path`` whose product id starts the file's name, or None.
+
+    Only a matching product counts: a folder may hold images of many products.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     stem = os.path.basename(path)
-    candidates = sorted(glob.glob(os.path.join(folder, "*_MTL.txt")))
-    matching = [c for c in candidates if stem.startswith(os.path.basename(c)[:-len("_MTL.txt")])]
-    for mtl in matching or (candidates if len(candidates) == 1 else []):
-        found = _parse_mtl(mtl)
-        if found is not None:
-            return found
+    for mtl in sorted(glob.glob(os.path.join(folder, "*_MTL.txt"))):
+        if stem.startswith(os.path.basename(mtl)[:-len("_MTL.txt")]):
+            return mtl
     return None
+
+
+def _from_landsat_mtl(path: str) -> Optional[Acquisition]:
+    mtl = landsat_mtl_for(path)
+    return _parse_mtl(mtl) if mtl else None
 
 
 def _parse_mtl(mtl_path: str) -> Optional[Acquisition]:

@@ -1,0 +1,85 @@
+"""Processing algorithm ``glacierflow:search_scenes``: a table of the scenes an imagery source has.
+
+Its parameter names are a public headless API: keep them stable.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterFeatureSink,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from .imagery_params import SEARCH_HELP, add_search_parameters, search_from_parameters
+
+HELP = """<p>Lists the scenes an imagery source holds over an area, in a date range and in chosen
+months, with their acquisition time (UTC) and cloud cover (%). The table feeds <i>Image pairs</i> and
+lets you check what a velocity job will use.</p>""" + SEARCH_HELP + """
+<h3>Output</h3>
+<p>A table (no geometry) with <b>scene_id</b>, <b>datetime</b> (ISO-8601, UTC), <b>cloud_cover</b> (%,
+empty when unknown), <b>source</b> and <b>path</b>, sorted by time.</p>"""
+
+
+def scene_fields() -> QgsFields:
+    """The scene table's fields."""
+    fields = QgsFields()
+    for name, kind in (("scene_id", QVariant.String), ("datetime", QVariant.String),
+                       ("cloud_cover", QVariant.Double), ("source", QVariant.String), ("path", QVariant.String)):
+        fields.append(QgsField(name, kind))
+    return fields
+
+
+class SearchScenesAlgorithm(QgsProcessingAlgorithm):
+    """Search scenes of an imagery source."""
+
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "search_scenes"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Search scenes"
+
+    def group(self) -> str:
+        return "Imagery"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "imagery"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return HELP
+
+    def createInstance(self) -> "SearchScenesAlgorithm":  # noqa: N802
+        return SearchScenesAlgorithm()
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        add_search_parameters(self)
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Scenes", QgsProcessing.TypeVector))
+
+    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        scenes = search_from_parameters(self, parameters, context, feedback)
+        fields = scene_fields()
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
+                                             QgsCoordinateReferenceSystem())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        for scene in scenes:
+            feature = QgsFeature(fields)
+            feature.setAttributes([scene.id, scene.time.isoformat(), scene.cloud_cover, scene.source, scene.href])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            feedback.pushInfo(f"{scene.id}: {scene.time.isoformat()} (from {scene.time_source})")
+        return {self.OUTPUT: dest_id}
+
