@@ -1,6 +1,6 @@
 # GlacierFlow: set-up, tests and the demo on Debian 12 (run as root for the apt step).
 #   make setup   apt packages, the venv, the qgis_process fix, a throwaway QGIS profile
-#   make test    set-up, then the whole test suite
+#   make test    set-up, then lint (ruff) and the whole test suite
 #   make demo    set-up, then the velocity job headless on the built-in sample -> demo_output/
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -46,6 +46,7 @@ profile: venv
 		|| { echo "The $(PLUGIN) plugin could not be enabled in $(BUILD)/profile"; exit 1; }
 
 test: setup
+	cd $(ROOT) && $(VENV)/bin/ruff check .
 	cd $(ROOT) && $(QGIS_ENV) $(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: setup

@@ -54,7 +54,8 @@ def write_pair(folder: Path, size: int, pixel: float = 10.0) -> tuple:
                                                        options=["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=YES"])
         dataset.SetGeoTransform(grid.transform)
         dataset.SetProjection(grid.crs_wkt)
-        dataset.SetMetadataItem("ACQUISITION_DATETIME", "2021-08-01T10:00:00Z" if name == "a" else "2021-09-01T10:00:00Z")
+        when = "2021-08-01T10:00:00Z" if name == "a" else "2021-09-01T10:00:00Z"
+        dataset.SetMetadataItem("ACQUISITION_DATETIME", when)
         band = dataset.GetRasterBand(1)
         band.SetNoDataValue(0)
         reps = -(-size // texture.shape[1])
@@ -84,7 +85,8 @@ def main() -> None:
     print(f"scene {args.size} x {args.size} px, engine {args.engine}: {seconds:.0f} s, "
           f"{seconds / (args.size ** 2 / 1e6):.2f} s/megapixel")
     print(f"peak RSS {peak:.0f} MB (before the job {before:.0f} MB); one whole-scene float32 array is "
-          f"{scene_mb:.0f} MB: peak / array = {peak / scene_mb:.2f}, job growth / array = {(peak - before) / scene_mb:.2f}")
+          f"{scene_mb:.0f} MB: peak / array = {peak / scene_mb:.2f}, "
+          f"job growth / array = {(peak - before) / scene_mb:.2f}")
     if product is not None:
         print(f"median vx {np.nanmedian(product['vx']):.2f} m/yr (truth {SHIFT_PX[0] * 10 * 365.25 / 31:.2f})")
 

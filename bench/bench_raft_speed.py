@@ -87,7 +87,7 @@ def _fastest(runs: Dict[str, Callable[[], None]], rounds: int) -> Dict[str, floa
 
 def _export_checkpoint(checkpoint: str, iters: int, folder: str) -> Tuple[Any, str]:
     """(torch model, ONNX path) of a training checkpoint, exported with its card."""
-    from ..models.raft.export import load_checkpoint, model_card, export_onnx
+    from ..models.raft.export import export_onnx, load_checkpoint, model_card
 
     model, ckpt = load_checkpoint(checkpoint)
     path = os.path.join(folder, "bench_raft.onnx")

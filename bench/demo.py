@@ -83,8 +83,9 @@ def _as_text(summary: dict) -> str:
              f"(1 px = {summary['m_per_yr_per_px']:.2f} m/yr)"]
     for name in ("glacier", "stable_ground"):
         s = summary[name]
-        lines.append(f"  {name:13s}: median error {s['median_error_m_per_yr']:.2f} m/yr ({s['median_error_px']:.3f} px), "
-                     f"95th percentile {s['p95_error_m_per_yr']:.2f} m/yr, {100 * s['coverage']:.1f} % of pixels trusted")
+        lines.append(f"  {name:13s}: median error {s['median_error_m_per_yr']:.2f} m/yr "
+                     f"({s['median_error_px']:.3f} px), 95th percentile {s['p95_error_m_per_yr']:.2f} m/yr, "
+                     f"{100 * s['coverage']:.1f} % of pixels trusted")
     g = summary["glacier"]
     lines.append(f"  glacier speed: true maximum {g['true_max_speed_m_per_yr']:.1f} m/yr, "
                  f"estimated 95th percentile {g['estimated_p95_speed_m_per_yr']:.1f} m/yr")

@@ -8,7 +8,6 @@ topography and makes the flow insensitive to a brightness change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Sequence
 
 import numpy as np

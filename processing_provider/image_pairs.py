@@ -13,7 +13,6 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -25,10 +24,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.errors import GlacierFlowError
+from .base import GlacierFlowAlgorithm
 from .imagery_params import SEARCH_HELP, add_search_parameters, search_from_parameters
 
-HELP = """<p>Searches scenes as <i>Search scenes</i> does and pairs them, always earlier with later,
+HELP_TEXT = """<p>Searches scenes as <i>Search scenes</i> does and pairs them, always earlier with later,
 never two scenes of the same time.</p>
 <h3>Rules</h3>
 <ul>
@@ -54,7 +53,7 @@ def pair_fields() -> QgsFields:
     return fields
 
 
-class ImagePairsAlgorithm(QgsProcessingAlgorithm):
+class ImagePairsAlgorithm(GlacierFlowAlgorithm):
     """Pair the scenes of an imagery source by a rule."""
 
     RULE = "RULE"
@@ -65,23 +64,10 @@ class ImagePairsAlgorithm(QgsProcessingAlgorithm):
     OUTPUT = "OUTPUT"
     CSV = "CSV"
 
-    def name(self) -> str:
-        return "image_pairs"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Image pairs"
-
-    def group(self) -> str:
-        return "Imagery"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "imagery"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> "ImagePairsAlgorithm":  # noqa: N802
-        return ImagePairsAlgorithm()
+    ALGORITHM_ID = "image_pairs"
+    DISPLAY_NAME = "Image pairs"
+    GROUP = "Imagery"
+    HELP = HELP_TEXT
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         from ..core.imagery import RULES
@@ -105,23 +91,20 @@ class ImagePairsAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.CSV, "Pairs as CSV", "CSV files (*.csv)", optional=True, createByDefault=False))
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         from ..core.imagery import pairs_by_rule, write_pairs_csv
 
         scenes = search_from_parameters(self, parameters, context, feedback)
         csv_path = self.parameterAsFileOutput(parameters, self.CSV, context)
-        try:
-            pairs = pairs_by_rule(
-                scenes, self.parameterAsEnumString(parameters, self.RULE, context),
-                year_a=self._optional_int(parameters, self.YEAR_A, context),
-                year_b=self._optional_int(parameters, self.YEAR_B, context),
-                min_days=self.parameterAsDouble(parameters, self.MIN_DAYS, context),
-                max_days=self.parameterAsDouble(parameters, self.MAX_DAYS, context))
-            if csv_path:
-                write_pairs_csv(pairs, csv_path)
-        except GlacierFlowError as error:
-            raise QgsProcessingException(str(error)) from None
+        pairs = pairs_by_rule(
+            scenes, self.parameterAsEnumString(parameters, self.RULE, context),
+            year_a=self._optional_int(parameters, self.YEAR_A, context),
+            year_b=self._optional_int(parameters, self.YEAR_B, context),
+            min_days=self.parameterAsDouble(parameters, self.MIN_DAYS, context),
+            max_days=self.parameterAsDouble(parameters, self.MAX_DAYS, context))
+        if csv_path:
+            write_pairs_csv(pairs, csv_path)
         fields = pair_fields()
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
                                              QgsCoordinateReferenceSystem())

@@ -13,7 +13,6 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -22,9 +21,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from .base import GlacierFlowAlgorithm
 from .imagery_params import SEARCH_HELP, add_search_parameters, search_from_parameters
 
-HELP = """<p>Lists the scenes an imagery source holds over an area, in a date range and in chosen
+HELP_TEXT = """<p>Lists the scenes an imagery source holds over an area, in a date range and in chosen
 months, with their acquisition time (UTC) and cloud cover (%). The table feeds <i>Image pairs</i> and
 lets you check what a velocity job will use.</p>""" + SEARCH_HELP + """
 <h3>Output</h3>
@@ -41,34 +41,21 @@ def scene_fields() -> QgsFields:
     return fields
 
 
-class SearchScenesAlgorithm(QgsProcessingAlgorithm):
+class SearchScenesAlgorithm(GlacierFlowAlgorithm):
     """Search scenes of an imagery source."""
 
     OUTPUT = "OUTPUT"
 
-    def name(self) -> str:
-        return "search_scenes"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Search scenes"
-
-    def group(self) -> str:
-        return "Imagery"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "imagery"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> "SearchScenesAlgorithm":  # noqa: N802
-        return SearchScenesAlgorithm()
+    ALGORITHM_ID = "search_scenes"
+    DISPLAY_NAME = "Search scenes"
+    GROUP = "Imagery"
+    HELP = HELP_TEXT
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         add_search_parameters(self)
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Scenes", QgsProcessing.TypeVector))
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         scenes = search_from_parameters(self, parameters, context, feedback)
         fields = scene_fields()

@@ -9,7 +9,6 @@ from typing import Any, Dict, Optional
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -25,12 +24,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.errors import GlacierFlowError
-from ..core.feedback import JobCancelled
 from ..core.flow import ENGINE_NAMES, default_engine_name
+from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 
-HELP = """<p>Maps glacier surface velocity from two optical images of the same glacier
+HELP_TEXT = """<p>Maps glacier surface velocity from two optical images of the same glacier
 (for example Sentinel-2 band 8 or Landsat-8/9 band 8), following
 <i>Deep Glacier Image Velocimetry</i> (Thomole, Piggott and Hughes).</p>
 <p>Image B is warped onto image A's grid over their common area. Both are robustly
@@ -65,7 +63,7 @@ The metadata holds the acquisition times, the interval in days and the engine; w
 execution provider (ENGINE_PROVIDER) and the model's name and version.</p>"""
 
 
-class VelocityPairAlgorithm(QgsProcessingAlgorithm):
+class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     """Glacier velocity from an image pair."""
 
     IMAGE_A = "IMAGE_A"
@@ -83,23 +81,10 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
     EXTENT = "EXTENT"
     OUTPUT = "OUTPUT"
 
-    def name(self) -> str:
-        return "velocity_pair"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Glacier velocity from an image pair"
-
-    def group(self) -> str:
-        return "Velocity"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "velocity"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> "VelocityPairAlgorithm":  # noqa: N802
-        return VelocityPairAlgorithm()
+    ALGORITHM_ID = "velocity_pair"
+    DISPLAY_NAME = "Glacier velocity from an image pair"
+    GROUP = "Velocity"
+    HELP = HELP_TEXT
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE_A, "Image A (earlier)"))
@@ -130,7 +115,7 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         from ..core.pair_velocity import PairJob, run_pair_job
 
@@ -148,12 +133,7 @@ class VelocityPairAlgorithm(QgsProcessingAlgorithm):
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             grid_request=self._grid_request(parameters, context),
         )
-        try:
-            result = run_pair_job(job, ProcessingFeedback(feedback))
-        except JobCancelled:
-            raise QgsProcessingException("Cancelled: no output was written.") from None
-        except GlacierFlowError as error:
-            raise QgsProcessingException(str(error)) from None
+        result = run_pair_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output}
 
     def _raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.flow import CLASSICAL_ENGINE_NAMES, create_engine, estimate_with_checks
 from glacierflow.core.flow.base import Flow

@@ -8,14 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import osr
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.grid import Grid
-from glacierflow.core.imagery import (Area, LocalFolderSource, Scene, cross_year_pairs, interval_pairs,
-                                      pairs_by_rule, parse_date_bound, parse_months, write_pairs_csv)
+from glacierflow.core.imagery import (
+    Area,
+    LocalFolderSource,
+    Scene,
+    cross_year_pairs,
+    interval_pairs,
+    pairs_by_rule,
+    parse_date_bound,
+    parse_months,
+    write_pairs_csv,
+)
 from glacierflow.core.imagery import base as imagery_base
 from glacierflow.core.raster import transform_bounds, write_array
+from osgeo import osr
 
 
 def _wkt(epsg: int) -> str:
@@ -311,6 +319,7 @@ def test_image_pairs_algorithm_both_rules_and_csv(plugin, folder, tmp_path):
         "FOLDER": str(folder), "AREA": area, "RULE": "interval", "MIN_DAYS": 15, "MAX_DAYS": 60,
         "OUTPUT": str(tmp_path / "interval.gpkg")})
     pairs = [(r[1], r[2], round(r[5], 2)) for r in _table(interval["OUTPUT"])]
-    assert [p[:2] for p in pairs] == [(S2_JULY, S2_AUGUST), (S2_AUGUST, "geographic_2021-09-10"), ("tagged_2022-07-10", "tagged_2022-08-15"),
+    assert [p[:2] for p in pairs] == [(S2_JULY, S2_AUGUST), (S2_AUGUST, "geographic_2021-09-10"),
+                                      ("tagged_2022-07-10", "tagged_2022-08-15"),
                                       ("tagged_2022-07-10", LANDSAT + "_B8"), ("tagged_2022-08-15", LANDSAT + "_B8")]
     assert all(15 <= p[2] <= 60 for p in pairs)

@@ -5,12 +5,11 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback, JobCancelled
 from glacierflow.core.pair_velocity import PairJob, run_pair_job
 from glacierflow.core.sample import write_sample
+from osgeo import gdal
 
 
 def _bands(path):

@@ -7,13 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import glacierflow
 import numpy as np
 import pytest
+from glacierflow.core.sample import write_sample
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsProcessingException, QgsRasterLayer
-
-import glacierflow
-from glacierflow.core.sample import write_sample
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +119,14 @@ def test_qgis_process_json_run(sample, tmp_path):
 def test_runs_inside_a_processing_model(plugin, sample, tmp_path):
     """The algorithm as a child of a Processing model, its inputs wired to model parameters."""
     import processing
-    from qgis.core import (QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
-                           QgsProcessingModelParameter, QgsProcessingParameterRasterLayer)
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterRasterLayer,
+    )
 
     model = QgsProcessingModelAlgorithm("velocity model", "tests")
     for name in ("first", "second"):

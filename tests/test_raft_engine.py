@@ -15,15 +15,13 @@ from typing import Any, List, Tuple
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback
-from glacierflow.core.flow import create_engine, default_engine_name
-from glacierflow.core.flow import raft_onnx
+from glacierflow.core.flow import create_engine, default_engine_name, raft_onnx
 from glacierflow.core.flow.raft_onnx import CPU, CUDA, RaftOnnx, choose_providers, padding_for
 from glacierflow.core.pair_velocity import PairJob, run_pair_job
 from glacierflow.core.sample import write_sample
+from osgeo import gdal
 
 pytest.importorskip("onnxruntime")
 

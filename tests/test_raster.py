@@ -6,13 +6,12 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.grid import Grid, Window
 from glacierflow.core.outlines import outline_mask
 from glacierflow.core.preprocess import band_statistics, prepare_for_flow, sobel_gradients
 from glacierflow.core.raster import BandSource, BandSpec, ProductWriter, pair_grid, write_array
+from osgeo import gdal, osr
 
 
 def _wkt(epsg: int) -> str:

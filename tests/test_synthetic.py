@@ -5,7 +5,6 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.synthetic import (
     SyntheticPair,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.grid import Window
 from glacierflow.core.tiling import StripAssembler, blend_weights, tile_origins, tile_rows

@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.timestamps import Acquisition, acquisition_of, interval_days, parse_datetime
 

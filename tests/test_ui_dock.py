@@ -6,11 +6,10 @@ import time
 
 import numpy as np
 import pytest
-from qgis.core import QgsApplication, QgsProject, QgsSettings, QgsSymbolLayer, QgsVectorLayer
-
 from glacierflow.core.arrows import arrow_spacing, sample_arrows, sample_positions
 from glacierflow.core.sample import write_sample
 from glacierflow.core.velocity import direction_degrees
+from qgis.core import QgsApplication, QgsProject, QgsSettings, QgsSymbolLayer, QgsVectorLayer
 
 
 @pytest.fixture(scope="module")

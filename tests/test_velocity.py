@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from glacierflow.core.velocity import (direction_degrees, displacement_to_velocity, speed,
-                                       velocity_to_displacement)
+from glacierflow.core.velocity import direction_degrees, displacement_to_velocity, speed, velocity_to_displacement
 
 NORTH_UP = (500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0)
 SOUTH_UP = (500000.0, 10.0, 0.0, 4990000.0, 0.0, 10.0)

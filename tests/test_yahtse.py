@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 from glacierflow.bench.bench_yahtse import PAIR, REGIONS
 from glacierflow.core.pair_velocity import PairJob, run_pair_job
+from osgeo import gdal
 
 ROCK = [REGIONS["stable rock, south of the nunatak"], REGIONS["stable rock, north-east spur"]]
 TRUNK = REGIONS["main trunk above the terminus"]

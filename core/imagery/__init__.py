@@ -1,8 +1,16 @@
 """Imagery sources behind one interface (search scenes, fetch them onto the job grid), and pairing rules."""
 from __future__ import annotations
 
-from .base import (DEFAULT_MONTHS, Area, ImageSource, Scene, SceneCache, default_cache_dir, parse_date_bound,
-                   parse_months)
+from .base import (
+    DEFAULT_MONTHS,
+    Area,
+    ImageSource,
+    Scene,
+    SceneCache,
+    default_cache_dir,
+    parse_date_bound,
+    parse_months,
+)
 from .local import LocalFolderSource
 from .pairs import RULES, ScenePair, cross_year_pairs, interval_pairs, pairs_by_rule, write_pairs_csv
 

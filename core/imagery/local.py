@@ -156,7 +156,8 @@ class LocalFolderSource:
         total = len(self.files())
         parts = [f"{total} GeoTIFF(s) found"]
         if self.skipped:
-            parts.append(f"{len(self.skipped)} unusable ({_summary(Counter(r.split(' (')[0] for _, r in self.skipped))})")
+            reasons = Counter(reason.split(" (")[0] for _, reason in self.skipped)
+            parts.append(f"{len(self.skipped)} unusable ({_summary(reasons)})")
         if rejected:
             parts.append(_summary(rejected))
         where = "and its sub-folders" if self.recursive else "(sub-folders not searched)"
