@@ -23,14 +23,18 @@ class GlacierFlowProvider(QgsProcessingProvider):
         return QIcon(os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg"))
 
     def loadAlgorithms(self) -> None:  # noqa: N802
+        from .compare_reference import CompareReferenceAlgorithm
         from .image_pairs import ImagePairsAlgorithm
         from .search_scenes import SearchScenesAlgorithm
         from .stable_ground import StableGroundAlgorithm
         from .stack_velocity import StackVelocityAlgorithm
+        from .stakes import CompareStakesAlgorithm
         from .velocity_pair import VelocityPairAlgorithm
 
         self.addAlgorithm(VelocityPairAlgorithm())
         self.addAlgorithm(StackVelocityAlgorithm())
         self.addAlgorithm(StableGroundAlgorithm())
+        self.addAlgorithm(CompareReferenceAlgorithm())
         self.addAlgorithm(SearchScenesAlgorithm())
         self.addAlgorithm(ImagePairsAlgorithm())
+        self.addAlgorithm(CompareStakesAlgorithm())
