@@ -25,7 +25,6 @@ report with a readable ``.txt`` beside it holds the figures.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from .feedback import Feedback, JobCancelled
 from .grid import Grid, Window
 from .outlines import GlacierOutlines
 from .raster import BandSource, BandSpec, ProductWriter, grid_of, open_raster, spatial_reference, transform_bounds
+from .reports import ValidationResult, write_json_and_text
 from .timestamps import DAYS_PER_YEAR
 
 UNITS = ("m/yr", "m/day")
@@ -73,16 +73,6 @@ class ReferenceJob:
     report: Optional[str] = None
     min_speed: float = DEFAULT_MIN_SPEED
     strip_rows: int = STRIP_ROWS
-
-
-@dataclass
-class ReferenceResult:
-    """Figures (a JSON-ready dict) and the files written."""
-
-    statistics: Dict[str, Any]
-    output: Optional[str]
-    report: Optional[str]
-    text_report: Optional[str]
 
 
 def unit_factor(units: str) -> float:
@@ -196,7 +186,7 @@ def _strips(grid: Grid, rows: int) -> List[Window]:
     return [Window(0, top, grid.width, min(rows, grid.height - top)) for top in range(0, grid.height, rows)]
 
 
-def run_reference_comparison(job: ReferenceJob, feedback: Optional[Feedback] = None) -> ReferenceResult:
+def run_reference_comparison(job: ReferenceJob, feedback: Optional[Feedback] = None) -> ValidationResult:
     """Compare the product with the reference; write the difference raster and report when asked."""
     feedback = feedback or Feedback()
     grid, prod_vx, prod_vy = product_bands(job.product)
@@ -230,7 +220,7 @@ def run_reference_comparison(job: ReferenceJob, feedback: Optional[Feedback] = N
     for line in summary_lines(stats):
         feedback.info(line)
     report, text = write_report(job.report, stats) if job.report else (None, None)
-    return ReferenceResult(stats, output, report, text)
+    return ValidationResult(stats, output, report, text)
 
 
 def _compare_strip(strip: Grid, prod_vx: BandSource, prod_vy: BandSource,
@@ -313,15 +303,5 @@ def metadata_items(stats: Dict[str, Any]) -> Dict[str, str]:
 
 def write_report(path: str, stats: Dict[str, Any]) -> Tuple[str, str]:
     """Write the JSON report at ``path`` and the text report beside it (.txt); returns both paths."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise GlacierFlowError(f"Report folder '{folder}' does not exist: create it or choose another.")
-    text_path = os.path.splitext(path)[0] + ".txt"
-    if os.path.abspath(text_path) == os.path.abspath(path):
-        text_path = path + ".txt"
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(stats, handle, indent=2)
-    with open(text_path, "w", encoding="utf-8") as handle:
-        handle.write(f"GlacierFlow comparison of {stats.get('product', '')} with a reference velocity field\n")
-        handle.write("\n".join(summary_lines(stats)) + "\n")
-    return path, text_path
+    title = f"GlacierFlow comparison of {stats.get('product', '')} with a reference velocity field"
+    return write_json_and_text(path, stats, title, summary_lines(stats))

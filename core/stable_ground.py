@@ -24,11 +24,10 @@ scene is read strip by strip.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -37,6 +36,7 @@ from .feedback import Feedback, JobCancelled
 from .grid import Grid, Window
 from .outlines import GlacierOutlines
 from .raster import BandSource, BandSpec, ProductWriter, grid_of, open_raster
+from .reports import ValidationResult, write_json_and_text
 from .style import nice_maximum, speed_style_qml, write_style_beside
 from .timestamps import DAYS_PER_YEAR
 from .velocity import speed
@@ -73,16 +73,6 @@ class StableGroundJob:
     strip_rows: int = STRIP_ROWS
 
 
-@dataclass
-class StableGroundResult:
-    """Statistics (a JSON-ready dict) and the files written."""
-
-    statistics: Dict[str, Any]
-    output: Optional[str]
-    report: Optional[str]
-    text_report: Optional[str]
-
-
 class _Product:
     """The input product's bands by name, its grid and metadata."""
 
@@ -102,7 +92,7 @@ class _Product:
         return self.sources[name].read(grid)
 
 
-def run_stable_ground(job: StableGroundJob, feedback: Optional[Feedback] = None) -> StableGroundResult:
+def run_stable_ground(job: StableGroundJob, feedback: Optional[Feedback] = None) -> ValidationResult:
     """Measure the stable-ground statistics, write the report and the optional (corrected) product."""
     feedback = feedback or Feedback()
     product = _Product(job.product)
@@ -114,7 +104,7 @@ def run_stable_ground(job: StableGroundJob, feedback: Optional[Feedback] = None)
     _log(stats, feedback)
     output = _write_product(job, product, stats, feedback) if job.output else None
     report, text = write_report(job.report, stats, job.product) if job.report else (None, None)
-    return StableGroundResult(stats, output, report, text)
+    return ValidationResult(stats, output, report, text)
 
 
 class StableMask:
@@ -306,17 +296,8 @@ def _write_product(job: StableGroundJob, product: _Product, stats: Dict[str, Any
     return job.output
 
 
-def write_report(path: str, stats: Dict[str, Any], product: str) -> tuple:
+def write_report(path: str, stats: Dict[str, Any], product: str) -> Tuple[str, str]:
     """Write the JSON report at ``path`` and the text report beside it (.txt); returns both paths."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise GlacierFlowError(f"Report folder '{folder}' does not exist: create it or choose another.")
-    text_path = os.path.splitext(path)[0] + ".txt"
-    if os.path.abspath(text_path) == os.path.abspath(path):
-        text_path = path + ".txt"
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"product": os.path.basename(product), **stats}, handle, indent=2)
-    with open(text_path, "w", encoding="utf-8") as handle:
-        handle.write(f"GlacierFlow stable-ground statistics of {os.path.basename(product)}\n")
-        handle.write("\n".join(summary_lines(stats)) + "\n")
-    return path, text_path
+    name = os.path.basename(product)
+    return write_json_and_text(path, {"product": name, **stats},
+                               f"GlacierFlow stable-ground statistics of {name}", summary_lines(stats))

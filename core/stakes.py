@@ -24,13 +24,13 @@ import html
 import io
 import math
 import os
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .errors import GlacierFlowError
+from .reports import write_atomically
 from .timestamps import DAYS_PER_YEAR, parse_datetime
 
 BILINEAR = "bilinear"
@@ -442,22 +442,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return "" if not math.isfinite(value) else f"{value:.3f}"
     return str(value)
-
-
-def write_atomically(path: str, text: str) -> str:
-    """Write ``text`` to a hidden temporary file beside ``path`` and rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise GlacierFlowError(f"Report folder '{folder}' does not exist: create it or choose another.")
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
 
 
 def write_csv_report(path: str, comparison: Comparison) -> str:
