@@ -1,7 +1,7 @@
 """What every GlacierFlow algorithm shares: its identity from class attributes, and error handling."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
@@ -53,3 +53,31 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
                 feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         """The algorithm's work: parameters -> core call -> outputs."""
         raise NotImplementedError
+
+    def raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
+        """The file behind raster parameter ``name``; core reads files, not layers."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(f"{name}: no raster given, or it cannot be opened as a raster.")
+        return _file_of(layer)
+
+    def raster_paths(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> List[str]:
+        """The files behind multiple-raster parameter ``name`` (at least one)."""
+        layers = self.parameterAsLayerList(parameters, name, context)
+        if not layers:
+            raise QgsProcessingException(f"{name}: choose at least one velocity raster.")
+        return [_file_of(layer) for layer in layers]
+
+    def vector_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
+                    feedback: QgsProcessingFeedback) -> Optional[str]:
+        """A file core can read for optional vector parameter ``name`` (exported when needed), or None."""
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsCompatibleSourceLayerPath(
+            parameters, name, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)
+
+
+def _file_of(layer: Any) -> str:
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(f"'{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
+    return layer.source()

@@ -9,7 +9,6 @@ from typing import Any, Dict, Optional
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
@@ -87,11 +86,11 @@ class CompareReferenceAlgorithm(GlacierFlowAlgorithm):
         from ..core.reference import ReferenceJob, run_reference_comparison
 
         job = ReferenceJob(
-            product=self._raster_path(parameters, self.PRODUCT, context),
-            reference_vx=self._raster_path(parameters, self.REFERENCE_VX, context),
-            reference_vy=self._raster_path(parameters, self.REFERENCE_VY, context),
+            product=self.raster_path(parameters, self.PRODUCT, context),
+            reference_vx=self.raster_path(parameters, self.REFERENCE_VX, context),
+            reference_vy=self.raster_path(parameters, self.REFERENCE_VY, context),
             units=UNIT_CHOICES[self.parameterAsEnum(parameters, self.UNITS, context)],
-            outlines=self._vector_path(parameters, context, feedback),
+            outlines=self.vector_path(parameters, self.OUTLINES, context, feedback),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or None,
             report=self.parameterAsFileOutput(parameters, self.REPORT, context))
         result = run_reference_comparison(job, ProcessingFeedback(feedback))
@@ -101,18 +100,3 @@ class CompareReferenceAlgorithm(GlacierFlowAlgorithm):
         if result.output:
             outputs[self.OUTPUT] = result.output
         return outputs
-
-    def _raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        if layer is None:
-            raise QgsProcessingException(f"{name}: no raster given, or it cannot be opened as a raster.")
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(f"'{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
-        return layer.source()
-
-    def _vector_path(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                     feedback: QgsProcessingFeedback) -> Optional[str]:
-        if parameters.get(self.OUTLINES) in (None, ""):
-            return None
-        return self.parameterAsCompatibleSourceLayerPath(
-            parameters, self.OUTLINES, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)

@@ -90,9 +90,9 @@ class StableGroundAlgorithm(GlacierFlowAlgorithm):
             raise QgsProcessingException("Correct the offset: choose an output raster for the corrected velocity.")
         buffer = parameters.get(self.BUFFER)
         job = StableGroundJob(
-            product=self._raster_path(parameters, context),
-            stable_areas=self._vector_path(parameters, self.STABLE_AREAS, context, feedback),
-            glacier_outlines=self._vector_path(parameters, self.GLACIER_OUTLINES, context, feedback),
+            product=self.raster_path(parameters, self.INPUT, context),
+            stable_areas=self.vector_path(parameters, self.STABLE_AREAS, context, feedback),
+            glacier_outlines=self.vector_path(parameters, self.GLACIER_OUTLINES, context, feedback),
             buffer_m=None if buffer in (None, "") else self.parameterAsDouble(parameters, self.BUFFER, context),
             correct=correct, output=output,
             report=self.parameterAsFileOutput(parameters, self.REPORT, context))
@@ -103,18 +103,3 @@ class StableGroundAlgorithm(GlacierFlowAlgorithm):
         if result.output:
             outputs[self.OUTPUT] = result.output
         return outputs
-
-    def _raster_path(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> str:
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException("INPUT: no raster given, or it cannot be opened as a raster.")
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(f"'{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
-        return layer.source()
-
-    def _vector_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
-                     feedback: QgsProcessingFeedback) -> Optional[str]:
-        if parameters.get(name) in (None, ""):
-            return None
-        return self.parameterAsCompatibleSourceLayerPath(
-            parameters, name, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)

@@ -4,12 +4,11 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -83,7 +82,7 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
 
         floor = parameters.get(self.OUTLIER_FLOOR)
         job = StackJob(
-            inputs=self._paths(parameters, context),
+            inputs=self.raster_paths(parameters, self.INPUTS, context),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             weight_by_interval=self.parameterAsBool(parameters, self.WEIGHT_BY_INTERVAL, context),
             outlier_k=self.parameterAsDouble(parameters, self.OUTLIER_K, context),
@@ -92,12 +91,3 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
         result = run_stack_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty}
-
-    def _paths(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> List[str]:
-        layers = self.parameterAsLayerList(parameters, self.INPUTS, context)
-        if not layers:
-            raise QgsProcessingException("Velocity pairs: choose at least one velocity product.")
-        for layer in layers:
-            if layer.providerType() != "gdal":
-                raise QgsProcessingException(f"'{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
-        return [layer.source() for layer in layers]

@@ -144,7 +144,7 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
         fields = core.StakeFields(**{key: self.parameterAsString(parameters, name, context) or None
                                      for name, key, _ in FIELD_PARAMETERS})
         stakes = core.read_stakes(path, fields, source.sourceCrs().toWkt())
-        products = self._products(parameters, context)
+        products = self.raster_paths(parameters, self.PRODUCTS, context)
         method = METHOD_KEYS[self.parameterAsEnum(parameters, self.METHOD, context)]
         window = self.parameterAsInt(parameters, self.WINDOW, context)
         comparison = core.compare_stakes(stakes, products, method, window)
@@ -156,12 +156,6 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
             if target:
                 outputs[name] = writer(target, comparison)
         return outputs
-
-    def _products(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> List[str]:
-        layers = self.parameterAsLayerList(parameters, self.PRODUCTS, context)
-        if not layers:
-            raise QgsProcessingException("PRODUCTS: choose at least one velocity raster.")
-        return [layer.source() for layer in layers]
 
     def _write_layer(self, parameters: Dict[str, Any], context: QgsProcessingContext, source: Any,
                      stakes: List[Any], comparison: Any) -> Dict[str, Any]:

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
     QgsProcessingParameterCrs,
@@ -120,14 +119,14 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         from ..core.pair_velocity import PairJob, run_pair_job
 
         job = PairJob(
-            image_a=self._raster_path(parameters, self.IMAGE_A, context),
-            image_b=self._raster_path(parameters, self.IMAGE_B, context),
+            image_a=self.raster_path(parameters, self.IMAGE_A, context),
+            image_b=self.raster_path(parameters, self.IMAGE_B, context),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             band_a=self._band(parameters, self.BAND_A, context),
             band_b=self._band(parameters, self.BAND_B, context),
             date_a=self.parameterAsString(parameters, self.DATE_A, context).strip() or None,
             date_b=self.parameterAsString(parameters, self.DATE_B, context).strip() or None,
-            outlines=self._outlines_path(parameters, context, feedback),
+            outlines=self.vector_path(parameters, self.OUTLINES, context, feedback),
             engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
@@ -135,14 +134,6 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         )
         result = run_pair_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output}
-
-    def _raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        if layer is None:
-            raise QgsProcessingException(f"{name}: no raster given, or it cannot be opened as a raster.")
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(f"{name}: '{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
-        return layer.source()
 
     def _grid_request(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Optional[Any]:
         """The user's output grid (CRS, pixel size, extent), or None for image A's grid."""
@@ -165,10 +156,3 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         if parameters.get(name) in (None, ""):
             return None
         return self.parameterAsInt(parameters, name, context) or None
-
-    def _outlines_path(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                       feedback: QgsProcessingFeedback) -> Optional[str]:
-        if parameters.get(self.OUTLINES) in (None, ""):
-            return None
-        return self.parameterAsCompatibleSourceLayerPath(
-            parameters, self.OUTLINES, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)
