@@ -86,8 +86,8 @@ def run_pair_job(job: PairJob, feedback: Optional[Feedback] = None) -> PairResul
     started = time.perf_counter()
     source_a = BandSource.open(job.image_a, job.band_a)
     source_b = BandSource.open(job.image_b, job.band_b)
-    acq_a = acquisition_of(job.image_a, source_a._dataset, job.date_a)
-    acq_b = acquisition_of(job.image_b, source_b._dataset, job.date_b)
+    acq_a = acquisition_of(job.image_a, source_a.dataset, job.date_a)
+    acq_b = acquisition_of(job.image_b, source_b.dataset, job.date_b)
     days = interval_days(acq_a, acq_b)
     feedback.info(f"Image A {acq_a.time:%Y-%m-%d %H:%M:%S}Z ({acq_a.source}), image B "
                   f"{acq_b.time:%Y-%m-%d %H:%M:%S}Z ({acq_b.source}): {days:.4f} days apart")

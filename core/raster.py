@@ -117,6 +117,11 @@ class BandSource:
             return self._read_window(window)
         return self._warp(target)
 
+    @property
+    def dataset(self) -> Any:
+        """The open GDAL dataset (read-only), for its metadata."""
+        return self._dataset
+
     def drop_cache(self) -> None:
         """Free GDAL's cached blocks of this file (they would otherwise grow up to GDAL_CACHEMAX)."""
         self._dataset.FlushCache()

@@ -23,6 +23,7 @@ class GlacierFlowProvider(QgsProcessingProvider):
         return QIcon(os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg"))
 
     def loadAlgorithms(self) -> None:  # noqa: N802
+        from .annual_velocity import AnnualVelocityAlgorithm
         from .compare_reference import CompareReferenceAlgorithm
         from .image_pairs import ImagePairsAlgorithm
         from .search_scenes import SearchScenesAlgorithm
@@ -38,3 +39,4 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(SearchScenesAlgorithm())
         self.addAlgorithm(ImagePairsAlgorithm())
         self.addAlgorithm(CompareStakesAlgorithm())
+        self.addAlgorithm(AnnualVelocityAlgorithm())
