@@ -1,0 +1,149 @@
+"""Processing algorithm ``glacierflow:annual_velocity``: from a folder, an area and two years to an annual
+velocity map with uncertainty, the stable-ground report and the stake table.
+
+Its parameter names are a public headless API: keep them stable.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
+
+from ..core.flow import ENGINE_NAMES, default_engine_name
+from .base import GlacierFlowAlgorithm
+from .feedback import ProcessingFeedback
+
+HELP_TEXT = """<p>The whole annual chain of the first paper in one step: the dated GeoTIFFs of a folder over
+an area, every scene of <b>Year A</b> paired with every scene of <b>Year B</b>, each pair tracked by the
+chosen engine, the pairs stacked per pixel into one annual velocity map with an uncertainty, stable-ground
+statistics off the glacier outlines, and the comparison with GPS stakes.</p>
+<h3>Inputs</h3>
+<ul>
+<li><b>Folder of GeoTIFFs</b>: one band each, dated by the ACQUISITION_DATETIME tag, a Landsat MTL file
+or a Sentinel-2 / Landsat product name.</li>
+<li><b>Area</b> (optional polygons): scenes must overlap it. <b>Months</b>: like <code>6-10</code> (the
+default, June to October). <b>Maximum cloud cover</b> (%, optional).</li>
+<li><b>Glacier outlines</b> (optional, any CRS): the pairs get a glacier band, and off-glacier ground
+grown by max(2 px, 30 m) is the stable ground. Without outlines there are no stable-ground statistics.</li>
+<li><b>GPS stakes</b> (optional): a CSV in lon/lat (WGS 84) with vx, vy or speed (m/yr), or start and end
+positions with dates; or a GeoPackage / shapefile (any CRS).</li>
+<li><b>Correct the stable-ground offset</b>: subtract the median offset of vx and vy.</li>
+<li><b>Pair folder</b> (optional): where the pair products are kept. A rerun with the same folder reuses
+every finished pair (the log says "reused"), so an interrupted run resumes. Empty: a folder named after
+the output, beside it.</li>
+<li><b>Report folder</b> (optional): where the reports go; empty: beside the output.</li>
+</ul>
+<h3>Outputs</h3>
+<p>The annual velocity COG (bands vx, vy, speed, uncertainty, count, ... in m/yr, see <i>Stack velocity
+pairs</i>), <code>&lt;output&gt;_stable_ground.json</code> and <code>.txt</code>, and with stakes
+<code>&lt;output&gt;_stakes.csv</code> and <code>.html</code>. A single pair still works: the log says so
+and the uncertainty is NaN. A cancel leaves no annual output; finished pairs stay for the resume.</p>"""
+
+
+class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
+    """Annual velocity for an area."""
+
+    FOLDER = "FOLDER"
+    AREA = "AREA"
+    YEAR_A = "YEAR_A"
+    YEAR_B = "YEAR_B"
+    MONTHS = "MONTHS"
+    MAX_CLOUD = "MAX_CLOUD"
+    ENGINE = "ENGINE"
+    OUTLINES = "OUTLINES"
+    STAKES = "STAKES"
+    CORRECT_OFFSET = "CORRECT_OFFSET"
+    WORK_FOLDER = "WORK_FOLDER"
+    REPORT = "REPORT"
+    OUTPUT = "OUTPUT"
+
+    ALGORITHM_ID = "annual_velocity"
+    DISPLAY_NAME = "Annual velocity for an area"
+    GROUP = "Velocity"
+    HELP = HELP_TEXT
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        from ..core.imagery import DEFAULT_MONTHS
+
+        self.addParameter(QgsProcessingParameterFile(
+            self.FOLDER, "Folder of GeoTIFFs", behavior=QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.AREA, "Area (polygons)", [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.YEAR_A, "Year A", QgsProcessingParameterNumber.Integer, 2021, minValue=1972, maxValue=2100))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.YEAR_B, "Year B (empty: year A + 1)", QgsProcessingParameterNumber.Integer, None, optional=True,
+            minValue=1972, maxValue=2100))
+        self.addParameter(QgsProcessingParameterString(
+            self.MONTHS, "Months (6-10 or 6,7,8; empty: all)", defaultValue=DEFAULT_MONTHS, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_CLOUD, "Maximum cloud cover (%)", QgsProcessingParameterNumber.Double, None, optional=True,
+            minValue=0.0, maxValue=100.0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=default_engine_name(),
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.OUTLINES, "Glacier outlines (RGI polygons)", [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.STAKES, "GPS stakes (CSV in lon/lat, GeoPackage or shapefile)", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.CORRECT_OFFSET, "Correct the stable-ground offset", False))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.WORK_FOLDER, "Pair folder (kept for a resume)", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.REPORT, "Report folder", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
+        self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
+        self.addOutput(QgsProcessingOutputNumber("REUSED", "Pairs reused from the pair folder"))
+        self.addOutput(QgsProcessingOutputNumber("MEDIAN_UNCERTAINTY", "Median uncertainty (m/yr)"))
+        self.addOutput(QgsProcessingOutputFile("STABLE_REPORT", "Stable-ground report (JSON)"))
+        self.addOutput(QgsProcessingOutputFile("STAKES_CSV", "Stake table (CSV)"))
+        self.addOutput(QgsProcessingOutputFile("STAKES_HTML", "Stake report (HTML)"))
+
+    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        from ..core.annual import AnnualJob, run_annual_job
+
+        job = AnnualJob(
+            folder=self.parameterAsFile(parameters, self.FOLDER, context),
+            output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            year_a=self.parameterAsInt(parameters, self.YEAR_A, context),
+            year_b=self._optional(parameters, self.YEAR_B, lambda: self.parameterAsInt(
+                parameters, self.YEAR_B, context)),
+            area=self.vector_path(parameters, self.AREA, context, feedback),
+            months=self.parameterAsString(parameters, self.MONTHS, context),
+            max_cloud=self._optional(parameters, self.MAX_CLOUD, lambda: self.parameterAsDouble(
+                parameters, self.MAX_CLOUD, context)),
+            engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
+            outlines=self.vector_path(parameters, self.OUTLINES, context, feedback),
+            stakes=self.parameterAsFile(parameters, self.STAKES, context) or None,
+            correct_offset=self.parameterAsBoolean(parameters, self.CORRECT_OFFSET, context),
+            work_folder=self._folder(parameters, self.WORK_FOLDER, context),
+            report_folder=self._folder(parameters, self.REPORT, context))
+        result = run_annual_job(job, ProcessingFeedback(feedback))
+        return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
+                "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
+                "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
+
+    @staticmethod
+    def _optional(parameters: Dict[str, Any], name: str, read: Any) -> Any:
+        return None if parameters.get(name) in (None, "") else read()
+
+    def _folder(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[str]:
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsFileOutput(parameters, name, context) or None
