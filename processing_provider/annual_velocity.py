@@ -141,9 +141,9 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
 
     @staticmethod
     def _optional(parameters: Dict[str, Any], name: str, read: Any) -> Any:
-        return None if parameters.get(name) in (None, "") else read()
+        return None if GlacierFlowAlgorithm.is_unset(parameters, name) else read()
 
     def _folder(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[str]:
-        if parameters.get(name) in (None, ""):
+        if self.is_unset(parameters, name):
             return None
         return self.parameterAsFileOutput(parameters, name, context) or None

@@ -1,9 +1,20 @@
 """What every GlacierFlow algorithm shares: its identity from class attributes, and error handling."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsWkbTypes,
+)
 
 from ..core.errors import GlacierFlowError
 from ..core.feedback import JobCancelled
@@ -68,10 +79,40 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"{name}: choose at least one velocity raster.")
         return [_file_of(layer) for layer in layers]
 
+    @staticmethod
+    def is_unset(parameters: Dict[str, Any], name: str) -> bool:
+        """True when optional parameter ``name`` was left empty."""
+        return parameters.get(name) in (None, "")
+
+    def optional_int(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
+        """Integer parameter ``name``, or None when left empty."""
+        return None if self.is_unset(parameters, name) else self.parameterAsInt(parameters, name, context)
+
+    def optional_double(self, parameters: Dict[str, Any], name: str,
+                        context: QgsProcessingContext) -> Optional[float]:
+        """Number parameter ``name``, or None when left empty."""
+        return None if self.is_unset(parameters, name) else self.parameterAsDouble(parameters, name, context)
+
+    def write_table(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
+                    columns: Sequence[Tuple[str, Any]], rows: Iterable[Sequence[Any]]) -> str:
+        """Write ``rows`` to the geometry-less feature sink ``name`` with ``columns`` (name, QVariant type)."""
+        fields = QgsFields()
+        for column, kind in columns:
+            fields.append(QgsField(column, kind))
+        sink, dest_id = self.parameterAsSink(parameters, name, context, fields, QgsWkbTypes.NoGeometry,
+                                             QgsCoordinateReferenceSystem())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, name))
+        for row in rows:
+            feature = QgsFeature(fields)
+            feature.setAttributes(list(row))
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        return dest_id
+
     def vector_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
                     feedback: QgsProcessingFeedback) -> Optional[str]:
         """A file core can read for optional vector parameter ``name`` (exported when needed), or None."""
-        if parameters.get(name) in (None, ""):
+        if self.is_unset(parameters, name):
             return None
         return self.parameterAsCompatibleSourceLayerPath(
             parameters, name, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)

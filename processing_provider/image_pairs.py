@@ -7,20 +7,13 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsFeature,
-    QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
@@ -42,15 +35,9 @@ never two scenes of the same time.</p>
 <b>second_path</b>; optionally the same as a CSV file.</p>"""
 
 
-def pair_fields() -> QgsFields:
-    """The pair table's fields."""
-    fields = QgsFields()
-    for name, kind in (("first_id", QVariant.String), ("second_id", QVariant.String),
-                       ("first_datetime", QVariant.String), ("second_datetime", QVariant.String),
-                       ("interval_days", QVariant.Double), ("first_path", QVariant.String),
-                       ("second_path", QVariant.String)):
-        fields.append(QgsField(name, kind))
-    return fields
+PAIR_COLUMNS = (("first_id", QVariant.String), ("second_id", QVariant.String), ("first_datetime", QVariant.String),
+                ("second_datetime", QVariant.String), ("interval_days", QVariant.Double),
+                ("first_path", QVariant.String), ("second_path", QVariant.String))
 
 
 class ImagePairsAlgorithm(GlacierFlowAlgorithm):
@@ -92,37 +79,25 @@ class ImagePairsAlgorithm(GlacierFlowAlgorithm):
             self.CSV, "Pairs as CSV", "CSV files (*.csv)", optional=True, createByDefault=False))
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         from ..core.imagery import pairs_by_rule, write_pairs_csv
 
         scenes = search_from_parameters(self, parameters, context, feedback)
         csv_path = self.parameterAsFileOutput(parameters, self.CSV, context)
         pairs = pairs_by_rule(
             scenes, self.parameterAsEnumString(parameters, self.RULE, context),
-            year_a=self._optional_int(parameters, self.YEAR_A, context),
-            year_b=self._optional_int(parameters, self.YEAR_B, context),
+            year_a=self.optional_int(parameters, self.YEAR_A, context),
+            year_b=self.optional_int(parameters, self.YEAR_B, context),
             min_days=self.parameterAsDouble(parameters, self.MIN_DAYS, context),
             max_days=self.parameterAsDouble(parameters, self.MAX_DAYS, context))
         if csv_path:
             write_pairs_csv(pairs, csv_path)
-        fields = pair_fields()
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
-                                             QgsCoordinateReferenceSystem())
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-        for pair in pairs:
-            feature = QgsFeature(fields)
-            feature.setAttributes([pair.first.id, pair.second.id, pair.first.time.isoformat(),
-                                   pair.second.time.isoformat(), pair.interval_days, pair.first.href,
-                                   pair.second.href])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        dest_id = self.write_table(parameters, self.OUTPUT, context, PAIR_COLUMNS,
+                                   ([pair.first.id, pair.second.id, pair.first.time.isoformat(),
+                                     pair.second.time.isoformat(), pair.interval_days, pair.first.href,
+                                     pair.second.href] for pair in pairs))
         feedback.pushInfo(f"{len(pairs)} pair(s).")
         result: Dict[str, Any] = {self.OUTPUT: dest_id}
         if csv_path:
             result[self.CSV] = csv_path
         return result
-
-    def _optional_int(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
-        if parameters.get(name) in (None, ""):
-            return None
-        return self.parameterAsInt(parameters, name, context)

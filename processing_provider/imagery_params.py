@@ -22,6 +22,7 @@ from qgis.core import (
 )
 
 from ..core.errors import GlacierFlowError
+from .base import GlacierFlowAlgorithm
 
 SOURCE = "SOURCE"
 FOLDER = "FOLDER"
@@ -72,7 +73,7 @@ def add_search_parameters(algorithm: QgsProcessingAlgorithm) -> None:
         minValue=0.0, maxValue=100.0))
 
 
-def search_from_parameters(algorithm: QgsProcessingAlgorithm, parameters: Dict[str, Any],
+def search_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
                            context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> List[Any]:
     """Run the search the parameters describe; skipped files go to the log; errors become
     ``QgsProcessingException``."""
@@ -85,8 +86,7 @@ def search_from_parameters(algorithm: QgsProcessingAlgorithm, parameters: Dict[s
         start = parse_date_bound(algorithm.parameterAsString(parameters, START_DATE, context))
         end = parse_date_bound(algorithm.parameterAsString(parameters, END_DATE, context), end=True)
         months = parse_months(algorithm.parameterAsString(parameters, MONTHS, context))
-        max_cloud = (None if parameters.get(MAX_CLOUD) in (None, "")
-                     else algorithm.parameterAsDouble(parameters, MAX_CLOUD, context))
+        max_cloud = algorithm.optional_double(parameters, MAX_CLOUD, context)
         area = _area(algorithm, parameters, context)
         try:
             scenes = source.search(area, start, end, months=months, max_cloud=max_cloud)

@@ -7,17 +7,10 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsFeature,
-    QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterFeatureSink,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
@@ -32,13 +25,8 @@ lets you check what a velocity job will use.</p>""" + SEARCH_HELP + """
 empty when unknown), <b>source</b> and <b>path</b>, sorted by time.</p>"""
 
 
-def scene_fields() -> QgsFields:
-    """The scene table's fields."""
-    fields = QgsFields()
-    for name, kind in (("scene_id", QVariant.String), ("datetime", QVariant.String),
-                       ("cloud_cover", QVariant.Double), ("source", QVariant.String), ("path", QVariant.String)):
-        fields.append(QgsField(name, kind))
-    return fields
+SCENE_COLUMNS = (("scene_id", QVariant.String), ("datetime", QVariant.String), ("cloud_cover", QVariant.Double),
+                 ("source", QVariant.String), ("path", QVariant.String))
 
 
 class SearchScenesAlgorithm(GlacierFlowAlgorithm):
@@ -56,17 +44,12 @@ class SearchScenesAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Scenes", QgsProcessing.TypeVector))
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         scenes = search_from_parameters(self, parameters, context, feedback)
-        fields = scene_fields()
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
-                                             QgsCoordinateReferenceSystem())
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for scene in scenes:
-            feature = QgsFeature(fields)
-            feature.setAttributes([scene.id, scene.time.isoformat(), scene.cloud_cover, scene.source, scene.href])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
             feedback.pushInfo(f"{scene.id}: {scene.time.isoformat()} (from {scene.time_source})")
+        dest_id = self.write_table(parameters, self.OUTPUT, context, SCENE_COLUMNS,
+                                   ([scene.id, scene.time.isoformat(), scene.cloud_cover, scene.source, scene.href]
+                                    for scene in scenes))
         return {self.OUTPUT: dest_id}
 

@@ -81,19 +81,18 @@ class StableGroundAlgorithm(GlacierFlowAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(name, label))
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         from ..core.stable_ground import StableGroundJob, run_stable_ground
 
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or None
         correct = self.parameterAsBool(parameters, self.CORRECT, context)
         if correct and not output:
             raise QgsProcessingException("Correct the offset: choose an output raster for the corrected velocity.")
-        buffer = parameters.get(self.BUFFER)
         job = StableGroundJob(
             product=self.raster_path(parameters, self.INPUT, context),
             stable_areas=self.vector_path(parameters, self.STABLE_AREAS, context, feedback),
             glacier_outlines=self.vector_path(parameters, self.GLACIER_OUTLINES, context, feedback),
-            buffer_m=None if buffer in (None, "") else self.parameterAsDouble(parameters, self.BUFFER, context),
+            buffer_m=self.optional_double(parameters, self.BUFFER, context),
             correct=correct, output=output,
             report=self.parameterAsFileOutput(parameters, self.REPORT, context))
         result = run_stable_ground(job, ProcessingFeedback(feedback))

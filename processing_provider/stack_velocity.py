@@ -77,17 +77,15 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("MEDIAN_UNCERTAINTY", "Median uncertainty (m/yr)"))
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         from ..core.stacking import StackJob, run_stack_job
 
-        floor = parameters.get(self.OUTLIER_FLOOR)
         job = StackJob(
             inputs=self.raster_paths(parameters, self.INPUTS, context),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             weight_by_interval=self.parameterAsBool(parameters, self.WEIGHT_BY_INTERVAL, context),
             outlier_k=self.parameterAsDouble(parameters, self.OUTLIER_K, context),
-            outlier_floor=None if floor in (None, "") else self.parameterAsDouble(parameters, self.OUTLIER_FLOOR,
-                                                                                   context))
+            outlier_floor=self.optional_double(parameters, self.OUTLIER_FLOOR, context))
         result = run_stack_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty}

@@ -115,7 +115,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
         from ..core.pair_velocity import PairJob, run_pair_job
 
         job = PairJob(
@@ -153,6 +153,6 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         return GridRequest(wkt, pixel_size or None, bounds)
 
     def _band(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
-        if parameters.get(name) in (None, ""):
+        if self.is_unset(parameters, name):
             return None
         return self.parameterAsInt(parameters, name, context) or None
