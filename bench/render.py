@@ -19,15 +19,11 @@ def read_product(path: str) -> dict:
 
 
 def read_single_band(path: str) -> np.ndarray:
-    """Band 1 of a raster as float32, NaN where nodata."""
-    from osgeo import gdal
+    """Band 1 of a raster as float32, NaN where nodata (the plugin's own reader)."""
+    from ..core.raster import BandSource
 
-    dataset = gdal.Open(path)  # keep a reference: the band dies with its dataset
-    band = dataset.GetRasterBand(1)
-    values = band.ReadAsArray().astype(np.float32)
-    if band.GetNoDataValue() is not None:
-        values[values == np.float32(band.GetNoDataValue())] = np.nan
-    return values
+    source = BandSource.open(path, 1)
+    return source.read(source.grid)
 
 
 def render_velocity_map(path: str, png: str, background: Optional[np.ndarray] = None,
