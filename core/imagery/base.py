@@ -43,6 +43,10 @@ class Scene:
         time_source: where ``time`` was read (for the log).
         version: what identifies the content (file size and mtime, an ETag, ...); part of the cache key.
         properties: anything else the source wants to keep (strings).
+        valid_fraction: share (0-1) of the search polygon with usable pixels (not cloud, not fill),
+            or None when the source cannot tell at search time.
+        bands: the band names :meth:`ImageSource.fetch` accepts for this scene besides the default ""
+            (for example ``("nir",)`` or ``("green", "swir1")``).
     """
 
     id: str
@@ -56,6 +60,8 @@ class Scene:
     time_source: str = ""
     version: str = ""
     properties: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    valid_fraction: Optional[float] = None
+    bands: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,12 @@ class ImageSource(Protocol):
         cover at most ``max_cloud`` percent; sorted by time. Raises GlacierFlowError when none."""
         ...
 
-    def fetch(self, scene: Scene, grid: Grid) -> np.ndarray:
-        """The scene's band on ``grid`` as float32 (rows, cols), NaN where no data; cached on disk."""
+    def fetch(self, scene: Scene, grid: Grid, band: str = "") -> np.ndarray:
+        """The scene's band on ``grid`` as float32 (rows, cols), NaN where no data, cloud or fill; cached on disk.
+
+        ``band`` is a common band name from ``scene.bands`` (``nir``, ``green``, ``swir1``): surface
+        reflectance (0-1) where the source delivers it; "" is the source's default band (the one
+        velocity uses: Sentinel-2 B8, the local file's band)."""
         ...
 
 
@@ -140,21 +150,22 @@ class SceneCache:
         self.folder = folder or default_cache_dir()
 
     @staticmethod
-    def key(scene: Scene, grid: Grid) -> str:
+    def key(scene: Scene, grid: Grid, band: str = "") -> str:
         """A file-name-safe key naming the scene (readably) and hashing everything that matters."""
         identity = json.dumps([scene.source, scene.id, scene.href, scene.band, scene.version,
-                               grid.crs_wkt, list(grid.transform), grid.width, grid.height])
+                               grid.crs_wkt, list(grid.transform), grid.width, grid.height]
+                              + ([band] if band else []))
         digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:20]
         readable = re.sub(r"[^A-Za-z0-9._-]+", "_", scene.id)[:80]
         return f"{readable}_{digest}"
 
-    def path(self, scene: Scene, grid: Grid) -> str:
+    def path(self, scene: Scene, grid: Grid, band: str = "") -> str:
         """The entry's file path (it may not exist)."""
-        return os.path.join(self.folder, self.key(scene, grid) + ".npy")
+        return os.path.join(self.folder, self.key(scene, grid, band) + ".npy")
 
-    def get(self, scene: Scene, grid: Grid) -> Optional[np.ndarray]:
+    def get(self, scene: Scene, grid: Grid, band: str = "") -> Optional[np.ndarray]:
         """The cached array, or None (an unreadable or wrong-shaped entry is removed)."""
-        path = self.path(scene, grid)
+        path = self.path(scene, grid, band)
         if not os.path.exists(path):
             return None
         try:
@@ -166,10 +177,10 @@ class SceneCache:
             return None
         return array
 
-    def put(self, scene: Scene, grid: Grid, array: np.ndarray) -> str:
+    def put(self, scene: Scene, grid: Grid, array: np.ndarray, band: str = "") -> str:
         """Store ``array`` atomically; returns the entry's path."""
         os.makedirs(self.folder, exist_ok=True)
-        path = self.path(scene, grid)
+        path = self.path(scene, grid, band)
         temporary = os.path.join(self.folder, f".{uuid.uuid4().hex}.tmp.npy")
         try:
             with open(temporary, "wb") as handle:
@@ -182,15 +193,15 @@ class SceneCache:
             raise
         return path
 
-    def fetch(self, scene: Scene, grid: Grid, read: Callable[[], np.ndarray]) -> np.ndarray:
+    def fetch(self, scene: Scene, grid: Grid, read: Callable[[], np.ndarray], band: str = "") -> np.ndarray:
         """The cached array, or ``read()`` stored then returned."""
-        cached = self.get(scene, grid)
+        cached = self.get(scene, grid, band)
         if cached is not None:
             return cached
         array = np.asarray(read(), dtype=np.float32)
         if array.shape != grid.shape:
             raise GlacierFlowError(f"Scene '{scene.id}' came back as {array.shape}, not the grid's {grid.shape}.")
-        self.put(scene, grid, array)
+        self.put(scene, grid, array, band)
         return array
 
 

@@ -93,9 +93,15 @@ class LocalFolderSource:
             raise GlacierFlowError(self._nothing_found(len(candidates), rejected))
         return kept
 
-    def fetch(self, scene: Scene, grid: Grid) -> np.ndarray:
-        """The scene's band warped (bilinear) onto ``grid``: float32, NaN outside the file; cached."""
+    def fetch(self, scene: Scene, grid: Grid, band: str = "") -> np.ndarray:
+        """The scene's band warped (bilinear) onto ``grid``: float32, NaN outside the file; cached.
+
+        A local file has one band per scene (the folder's ``band`` number): ``band`` must be ""."""
         from ..raster import BandSource
+
+        if band:
+            raise GlacierFlowError(f"A local folder gives one band per file (band {self.band}), not '{band}': "
+                                   "put each band in its own folder, or use a STAC source for named bands.")
 
         def read() -> np.ndarray:
             source = BandSource.open(scene.href, scene.band)
