@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -93,8 +93,8 @@ def run_pair_job(job: PairJob, feedback: Optional[Feedback] = None) -> PairResul
                   f"{acq_b.time:%Y-%m-%d %H:%M:%S}Z ({acq_b.source}): {days:.4f} days apart")
     grid = pair_grid(source_a.grid, source_b.grid, job.grid_request)
     feedback.info(f"Common grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m")
-    stats_a = band_statistics(_sample_windows(source_a, grid), "Image A")
-    stats_b = band_statistics(_sample_windows(source_b, grid), "Image B")
+    stats_a = band_statistics(sample_windows(source_a, grid), "Image A")
+    stats_b = band_statistics(sample_windows(source_b, grid), "Image B")
     outlines = GlacierOutlines(job.outlines, grid.crs_wkt) if job.outlines else None
     engine = create_engine(job.engine, **job.engine_params)
     engine_metadata = _describe_engine(engine, feedback)
@@ -133,7 +133,7 @@ def _describe_engine(engine: object, feedback: Feedback) -> Dict[str, str]:
     return metadata
 
 
-def _sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 192) -> List[np.ndarray]:
+def sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 192) -> List[np.ndarray]:
     """Full-resolution windows spread over the grid, for robust statistics at bounded cost."""
     width, height = min(size, grid.width), min(size, grid.height)
     cols = np.linspace(0, grid.width - width, count).astype(int)
@@ -166,10 +166,14 @@ def _track_tiles(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine:
     return tally.summary()
 
 
-def _track_one_tile(job: PairJob, grid: Grid, window: Window, sources: tuple, stats: tuple,
-                    engine: object) -> Optional[Dict[str, np.ndarray]]:
-    """dx, dy (px) and trust (0/1) for one tile, NaN where either image has no data."""
-    margin = 1  # Sobel's 3x3 support: read one extra pixel so tile edges match their neighbours
+def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both images' flow inputs on one tile: (Sobel A (C, h, w), Sobel B, bool (h, w) where both have data).
+
+    One extra pixel is read around the tile for Sobel's 3x3 support, so tile edges match their neighbours.
+    Used by the velocity job and by RAFT fine-tuning (labels computed exactly as the product is).
+    """
+    margin = 1
     padded = Window(window.col_off - margin, window.row_off - margin, window.width + 2 * margin,
                     window.height + 2 * margin)
     inner = (slice(margin, -margin), slice(margin, -margin))
@@ -178,7 +182,13 @@ def _track_one_tile(job: PairJob, grid: Grid, window: Window, sources: tuple, st
         gradients, valid = prepare_for_flow(source.read(grid.window_grid(padded)), band_stats)
         prepared.append((gradients[(slice(None),) + inner], valid[inner]))
     (grad_a, valid_a), (grad_b, valid_b) = prepared
-    data = valid_a & valid_b
+    return grad_a, grad_b, valid_a & valid_b
+
+
+def _track_one_tile(job: PairJob, grid: Grid, window: Window, sources: tuple, stats: tuple,
+                    engine: object) -> Optional[Dict[str, np.ndarray]]:
+    """dx, dy (px) and trust (0/1) for one tile, NaN where either image has no data."""
+    grad_a, grad_b, data = prepared_tile(grid, window, sources, stats)
     if data.mean() < MIN_TILE_VALID_FRACTION:
         return None
     flow, consistent = estimate_with_checks(engine, grad_a, grad_b, median_size=job.median_size,
