@@ -32,6 +32,7 @@ _ENGINES: Dict[str, Tuple[str, str]] = {
     "horn_schunck": (".horn_schunck", "HornSchunck"),
     "farneback": (".farneback", "Farneback"),
     "raft": (".raft_onnx", "RaftOnnx"),
+    "dis": (".dis", "Dis"),
 }
 _NEEDS_MODEL = ("raft",)  # engines that cannot run without a model file
 
@@ -46,7 +47,7 @@ def _shipped_model() -> Optional[str]:
 # gives a clear error).
 ENGINE_NAMES: Tuple[str, ...] = tuple(_ENGINES)
 # The classical engines: no model needed; baselines and training labels for RAFT.
-CLASSICAL_ENGINE_NAMES: Tuple[str, ...] = ("horn_schunck", "farneback")
+CLASSICAL_ENGINE_NAMES: Tuple[str, ...] = ("horn_schunck", "farneback", "dis")
 
 
 def runnable_engine_names() -> Tuple[str, ...]:
