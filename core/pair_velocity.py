@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class PairJob:
     median_size: int = 9
     consistency_check: bool = True
     min_texture: float = 0.04
-    engine_params: Dict[str, float] = field(default_factory=dict)
+    engine_params: Dict[str, Any] = field(default_factory=dict)
     grid_request: Optional[GridRequest] = None
 
 

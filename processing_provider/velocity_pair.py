@@ -10,6 +10,7 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
     QgsProcessingParameterCrs,
@@ -17,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -53,6 +55,8 @@ otherwise; the log says which execution provider ran it (for example
 <li><b>Tile size / overlap</b> (px): 256 and 64 by default.</li>
 <li><b>Output CRS / pixel size / extent</b> (advanced, optional): a grid of your own instead of image
 A's; the grid is then north-up with its edges on whole multiples of the pixel size (m).</li>
+<li><b>RAFT model</b> (advanced, optional): an .onnx file of your own, for example the output of
+<i>Fine-tune RAFT on your image pairs</i>; empty: the shipped model.</li>
 </ul>
 <h3>Output</h3>
 <p>A Cloud Optimized GeoTIFF with bands <b>vx</b> (east, m/yr), <b>vy</b> (north, m/yr),
@@ -78,6 +82,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     TARGET_CRS = "TARGET_CRS"
     PIXEL_SIZE = "PIXEL_SIZE"
     EXTENT = "EXTENT"
+    MODEL = "MODEL"
     OUTPUT = "OUTPUT"
 
     ALGORITHM_ID = "velocity_pair"
@@ -109,7 +114,9 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
                 QgsProcessingParameterCrs(self.TARGET_CRS, "Output CRS (empty: image A's)", optional=True),
                 QgsProcessingParameterNumber(self.PIXEL_SIZE, "Output pixel size (m, 0: image A's)",
                                              QgsProcessingParameterNumber.Double, 0.0, minValue=0.0),
-                QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True)):
+                QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True),
+                QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx, empty: the shipped model)",
+                                           extension="onnx", optional=True)):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
@@ -131,6 +138,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             grid_request=self._grid_request(parameters, context),
+            engine_params=self._engine_params(parameters, context),
         )
         result = run_pair_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output}
@@ -151,6 +159,16 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
         wkt = crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL) if crs.isValid() else None
         return GridRequest(wkt, pixel_size or None, bounds)
+
+    def _engine_params(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Dict[str, Any]:
+        """A RAFT model file chosen by the user (a fine-tuned one), passed to the raft engine only."""
+        model = self.parameterAsFile(parameters, self.MODEL, context).strip()
+        if not model:
+            return {}
+        if self.parameterAsEnumString(parameters, self.ENGINE, context) != "raft":
+            raise QgsProcessingException("A RAFT model file was given but the engine is not raft: choose raft, "
+                                         "or leave the model empty.")
+        return {"model_path": model}
 
     def _band(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
         if self.is_unset(parameters, name):
