@@ -3,6 +3,11 @@
 The chain behind ``glacierflow:annual_velocity`` (the first paper's method):
 
 1. scenes of a local folder over the area, in years A and B, in the chosen months, under a cloud limit;
+   with any other source (STAC, Earth Engine, or a source object), the scenes are searched over the area,
+   fetched onto one job grid (:func:`.imagery.jobgrid.job_grid_for_area`: the area's UTM zone or polar
+   stereographic CRS, aligned to the pixel size) and written into ``<work_folder>/scenes``
+   (:func:`.imagery.download.download_scenes`; a rerun reuses every file), and the chain goes on from
+   that folder;
 2. every year-A scene paired with every year-B scene (:func:`.imagery.cross_year_pairs`);
 3. each pair through :func:`.pair_velocity.run_pair_job` into ``work_folder``, named from the two scene
    ids and the engine, so a rerun after an interruption **reuses** every finished pair (a product that
@@ -25,13 +30,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .errors import GlacierFlowError
 from .feedback import Feedback, JobCancelled
-from .imagery import DEFAULT_MONTHS, Area, LocalFolderSource, ScenePair, cross_year_pairs, parse_months
+from .imagery import DEFAULT_MONTHS, Area, ImageSource, LocalFolderSource, ScenePair, cross_year_pairs, parse_months
 
 PAIR_SHARE = 85.0  # % of the progress bar for the pairs; stacking and statistics share the rest
+DOWNLOAD_SHARE = 30.0  # % of the progress bar for downloading a remote source's scenes
+LOCAL_SOURCE = "local_folder"
+SCENES_FOLDER = "scenes"  # inside the work folder: the scenes of a remote source on the job grid
 PRODUCT_TAG = "velocity_pair"
 
 
@@ -40,7 +48,7 @@ class AnnualJob:
     """What the user asked for.
 
     Attributes:
-        folder: folder of dated GeoTIFFs (one band each).
+        folder: folder of dated GeoTIFFs (one band each), for the ``local_folder`` source.
         output: the annual velocity COG (m/yr).
         year_a: the first year; year_b: the second (None: year_a + 1).
         area: polygon file (any CRS, all features united) or an :class:`.imagery.Area`; None: no spatial filter.
@@ -56,6 +64,17 @@ class AnnualJob:
         compare_pairs: also compare every pair product with the stakes.
         weight_by_interval: interval-weighted mean in the stack.
         pair_options: further :class:`.pair_velocity.PairJob` fields (tile_size, median_size, ...).
+        source: ``"local_folder"`` (``folder`` used as it is), another source name of
+            :data:`.imagery.SOURCE_NAMES`, or an :class:`.imagery.ImageSource` object; anything but
+            ``"local_folder"`` is searched over ``area`` and downloaded onto the job grid first.
+        source_settings: settings of a named remote source: ``url`` (STAC API), ``credentials`` (key
+            file), ``project`` (Earth Engine project id), ``cache_dir``.
+        min_valid_fraction: smallest share (0-1) of the area a scene must cover with usable pixels, where
+            the source can tell (a local file cannot: kept).
+        pixel_size_m: job grid pixel size (m) for a downloaded source; None: the sensor's resolution.
+        crs_wkt: job grid CRS (projected, m) for a downloaded source; None: the area's UTM zone (polar
+            stereographic poleward of 72 degrees).
+        band: band name fetched from a downloaded source (``""``: its default, the one velocity uses).
     """
 
     folder: str
@@ -76,6 +95,12 @@ class AnnualJob:
     compare_pairs: bool = False
     weight_by_interval: bool = True
     pair_options: Dict[str, Any] = field(default_factory=dict)
+    source: Union[str, ImageSource] = LOCAL_SOURCE
+    source_settings: Dict[str, Any] = field(default_factory=dict)
+    min_valid_fraction: Optional[float] = 0.5
+    pixel_size_m: Optional[float] = None
+    crs_wkt: Optional[str] = None
+    band: str = ""
 
 
 @dataclass
@@ -197,19 +222,38 @@ def area_from_file(path: str) -> Area:
     return Area(union.ExportToWkt(), reference.ExportToWkt())
 
 
-def find_pairs(job: AnnualJob, feedback: Feedback) -> List[ScenePair]:
-    """The scenes of the two years in the folder and their cross-year pairs; fails clearly when none."""
+def job_area(job: AnnualJob) -> Optional[Area]:
+    """The job's area as an :class:`.imagery.Area` (read from its file when a path), or None."""
+    return area_from_file(job.area) if isinstance(job.area, str) and job.area else (job.area or None)
+
+
+def is_local(job: AnnualJob) -> bool:
+    """True when the job reads ``job.folder`` as it is (no search and download onto a job grid)."""
+    return isinstance(job.source, str) and job.source == LOCAL_SOURCE
+
+
+def _years(job: AnnualJob) -> Tuple[int, int, datetime, datetime]:
+    """Year A, year B and the search range from 1 January of A to the end of B (UTC)."""
     year_b = job.year_b if job.year_b is not None else job.year_a + 1
-    area = area_from_file(job.area) if isinstance(job.area, str) and job.area else job.area
-    source = LocalFolderSource(job.folder)
     start = datetime(job.year_a, 1, 1, tzinfo=timezone.utc)
     end = datetime(year_b, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    return job.year_a, year_b, start, end
+
+
+def find_pairs(job: AnnualJob, feedback: Feedback, folder: Optional[str] = None,
+               only: Optional[Set[str]] = None) -> List[ScenePair]:
+    """The scenes of the two years in ``folder`` (default ``job.folder``; only the files in ``only`` when
+    given) and their cross-year pairs; fails clearly when none."""
+    year_a, year_b, start, end = _years(job)
+    source = LocalFolderSource(folder or job.folder)
     try:
-        scenes = source.search(area or None, start, end, months=parse_months(job.months), max_cloud=job.max_cloud)
+        scenes = source.search(job_area(job), start, end, months=parse_months(job.months), max_cloud=job.max_cloud)
     finally:
         for name, reason in source.skipped:
             feedback.info(f"Skipped {name}: {reason}")
-    feedback.info(f"{len(scenes)} scene(s) in {job.year_a} and {year_b}: " + ", ".join(s.id for s in scenes))
+    if only is not None:
+        scenes = [s for s in scenes if os.path.abspath(s.href) in only]
+    feedback.info(f"{len(scenes)} scene(s) in {year_a} and {year_b}: " + ", ".join(s.id for s in scenes))
     pairs = cross_year_pairs(scenes, job.year_a, year_b)
     if not pairs:
         years = sorted({s.time.year for s in scenes})
@@ -220,15 +264,63 @@ def find_pairs(job: AnnualJob, feedback: Feedback) -> List[ScenePair]:
     return pairs
 
 
+# --- a remote source: search over the area and download onto the job grid --------------------------------
+
+def download_for_job(job: AnnualJob, feedback: Feedback) -> Tuple[str, Set[str]]:
+    """Search the job's source over its area in years A and B and download the scenes onto the job grid
+    into ``<work_folder>/scenes``; returns that folder and the files of this job (absolute paths)."""
+    from .imagery.download import download_scenes, keep_valid, open_source
+    from .imagery.jobgrid import default_pixel_size, job_grid_for_area
+
+    area = job_area(job)
+    if area is None:
+        raise GlacierFlowError("Searching an imagery source needs an area: choose a polygon layer or an extent "
+                               "around the glacier.")
+    source = job.source if not isinstance(job.source, str) else open_source(
+        job.source, url=str(job.source_settings.get("url", "") or ""),
+        credentials=str(job.source_settings.get("credentials", "") or ""),
+        project=str(job.source_settings.get("project", "") or ""), min_valid_fraction=job.min_valid_fraction,
+        cache_dir=str(job.source_settings.get("cache_dir", "") or ""))
+    year_a, year_b, start, end = _years(job)
+    try:
+        found = source.search(area, start, end, months=parse_months(job.months), max_cloud=job.max_cloud)
+    finally:
+        for name, reason in getattr(source, "skipped", []):
+            feedback.info(f"Skipped {name}: {reason}")
+    scenes, dropped = keep_valid([s for s in found if s.time.year in (year_a, year_b)], job.min_valid_fraction)
+    for scene in dropped:
+        feedback.info(f"Skipped {scene.id}: only {100.0 * scene.valid_fraction:.0f} % of the area is usable")
+    if not scenes:
+        raise GlacierFlowError(f"No scene of {year_a} or {year_b} covers enough of the area ({len(found)} found, "
+                               f"{len(dropped)} under the valid fraction): lower the minimum valid fraction, widen "
+                               "the months or the cloud limit, or check the area.")
+    pixel_size, why = (job.pixel_size_m, "given") if job.pixel_size_m else default_pixel_size(source, scenes)
+    feedback.info(f"{len(scenes)} scene(s) of {getattr(source, 'name', 'the source')} to put on the job grid "
+                  f"at {pixel_size:g} m ({why}).")
+    grid = job_grid_for_area(area, pixel_size, job.crs_wkt, feedback)
+    folder = os.path.join(_work_folder(job), SCENES_FOLDER)
+    paths = download_scenes(source, scenes, grid, folder, job.band, feedback)
+    if not paths:
+        raise GlacierFlowError(f"None of the {len(scenes)} scene(s) has a valid pixel inside the area: the area "
+                               "does not overlap the imagery (check its position and CRS) or every scene is "
+                               "cloud or fill there.")
+    return folder, {os.path.abspath(p) for p in paths}
+
+
 # --- the whole chain --------------------------------------------------------------------------------------
 
 def run_annual_job(job: AnnualJob, feedback: Optional[Feedback] = None) -> AnnualResult:
     """Search, pairs, stacking, stable ground and stakes; the annual output appears only on success."""
-    feedback = feedback or Feedback()
+    whole = feedback or Feedback()
     started = time.perf_counter()
     _check_output(job)
-    pairs = find_pairs(job, feedback)
-    work = job.work_folder or os.path.splitext(job.output)[0] + "_pairs"
+    if is_local(job):
+        folder, only, feedback = job.folder, None, whole
+    else:
+        folder, only = download_for_job(job, _Span(whole, 0.0, DOWNLOAD_SHARE))
+        feedback = _Span(whole, DOWNLOAD_SHARE, 100.0)
+    pairs = find_pairs(job, feedback, folder, only)
+    work = _work_folder(job)
     done_before = sum(is_complete_product(os.path.join(work, pair_product_name(p, job.engine)), p, job.engine)
                       for p in pairs)
     products = run_pairs(pairs, work, job.engine, job.outlines, job.pair_options, _Span(feedback, 0.0, PAIR_SHARE))
@@ -247,10 +339,17 @@ def run_annual_job(job: AnnualJob, feedback: Optional[Feedback] = None) -> Annua
     return result
 
 
+def _work_folder(job: AnnualJob) -> str:
+    """Where pair products (and a remote source's scenes) live: the job's, or ``<output stem>_pairs``."""
+    return job.work_folder or os.path.splitext(job.output)[0] + "_pairs"
+
+
 def _check_output(job: AnnualJob) -> None:
     folder = os.path.dirname(os.path.abspath(job.output))
     if not os.path.isdir(folder):
         raise GlacierFlowError(f"Output folder '{folder}' does not exist: create it or choose another.")
+    if is_local(job) and not job.folder:
+        raise GlacierFlowError("The local-folder source needs a folder: choose the folder holding your GeoTIFFs.")
     if job.stakes and not os.path.exists(job.stakes):
         raise GlacierFlowError(f"Stake file '{job.stakes}' does not exist: check the path.")
 

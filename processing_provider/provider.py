@@ -25,6 +25,7 @@ class GlacierFlowProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         from .annual_velocity import AnnualVelocityAlgorithm
         from .compare_reference import CompareReferenceAlgorithm
+        from .download_scenes import DownloadScenesAlgorithm
         from .image_pairs import ImagePairsAlgorithm
         from .search_scenes import SearchScenesAlgorithm
         from .stable_ground import StableGroundAlgorithm
@@ -38,5 +39,6 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(CompareReferenceAlgorithm())
         self.addAlgorithm(SearchScenesAlgorithm())
         self.addAlgorithm(ImagePairsAlgorithm())
+        self.addAlgorithm(DownloadScenesAlgorithm())
         self.addAlgorithm(CompareStakesAlgorithm())
         self.addAlgorithm(AnnualVelocityAlgorithm())

@@ -18,15 +18,16 @@ from .base import GlacierFlowAlgorithm
 from .imagery_params import SEARCH_HELP, add_search_parameters, search_from_parameters
 
 HELP_TEXT = """<p>Lists the scenes an imagery source holds over an area, in a date range and in chosen
-months, with their acquisition time (UTC) and cloud cover (%). The table feeds <i>Image pairs</i> and
-lets you check what a velocity job will use.</p>""" + SEARCH_HELP + """
+months, with their acquisition time (UTC), cloud cover (%) and valid fraction. The table feeds <i>Image
+pairs</i> and <i>Download scenes</i> and lets you check what a velocity job will use.</p>""" + SEARCH_HELP + """
 <h3>Output</h3>
 <p>A table (no geometry) with <b>scene_id</b>, <b>datetime</b> (ISO-8601, UTC), <b>cloud_cover</b> (%,
-empty when unknown), <b>source</b> and <b>path</b>, sorted by time.</p>"""
+empty when unknown), <b>source</b>, <b>path</b> and <b>valid_fraction</b> (0-1: the share of the area with
+usable pixels, empty when the source cannot tell, as for a local folder), sorted by time.</p>"""
 
 
 SCENE_COLUMNS = (("scene_id", QVariant.String), ("datetime", QVariant.String), ("cloud_cover", QVariant.Double),
-                 ("source", QVariant.String), ("path", QVariant.String))
+                 ("source", QVariant.String), ("path", QVariant.String), ("valid_fraction", QVariant.Double))
 
 
 class SearchScenesAlgorithm(GlacierFlowAlgorithm):
@@ -49,7 +50,7 @@ class SearchScenesAlgorithm(GlacierFlowAlgorithm):
         for scene in scenes:
             feedback.pushInfo(f"{scene.id}: {scene.time.isoformat()} (from {scene.time_source})")
         dest_id = self.write_table(parameters, self.OUTPUT, context, SCENE_COLUMNS,
-                                   ([scene.id, scene.time.isoformat(), scene.cloud_cover, scene.source, scene.href]
-                                    for scene in scenes))
+                                   ([scene.id, scene.time.isoformat(), scene.cloud_cover, scene.source, scene.href,
+                                     scene.valid_fraction] for scene in scenes))
         return {self.OUTPUT: dest_id}
 

@@ -1,4 +1,5 @@
-"""The annual chain (``core.annual`` and ``glacierflow:annual_velocity``) on the multi-date sample."""
+"""The annual chain (``core.annual`` and ``glacierflow:annual_velocity``) on the multi-date sample (the chain from
+a remote source, through the job grid and a download, is in test_imagery_download.py)."""
 from __future__ import annotations
 
 import csv
@@ -204,10 +205,14 @@ def test_no_pair_between_the_years_fails_clearly(series, tmp_path):
 
 def test_annual_velocity_through_processing(plugin, series, tmp_path):
     import processing
-    from qgis.core import QgsApplication, QgsRasterLayer
+    from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingParameterDefinition, QgsRasterLayer
 
     algorithm = QgsApplication.processingRegistry().algorithmById("glacierflow:annual_velocity")
-    assert algorithm.group() == "Velocity" and algorithm.displayName() == "Annual velocity for an area"
+    assert algorithm.group() == "Velocity"
+    assert algorithm.displayName() == "Annual velocity from an area (any imagery source)"
+    assert algorithm.parameterDefinition("SOURCE").defaultValue() == "local_folder"
+    for advanced in ("SOURCE_URL", "CREDENTIALS", "PROJECT", "PIXEL_SIZE", "TARGET_CRS", "BAND"):
+        assert algorithm.parameterDefinition(advanced).flags() & QgsProcessingParameterDefinition.FlagAdvanced
     output = str(tmp_path / "annual.tif")
     parameters = {"FOLDER": series.folder, "YEAR_A": 2021, "YEAR_B": 2022, "MONTHS": "6-10", "MAX_CLOUD": 50,
                   "ENGINE": ENGINE, "OUTLINES": series.outlines, "STAKES": series.stakes, "CORRECT_OFFSET": True,
@@ -217,4 +222,22 @@ def test_annual_velocity_through_processing(plugin, series, tmp_path):
     assert QgsRasterLayer(output, "annual").isValid()
     assert os.path.exists(result["STABLE_REPORT"]) and os.path.exists(result["STAKES_HTML"])
     assert os.path.dirname(result["STAKES_CSV"]) == str(tmp_path / "reports")
-    assert processing.run("glacierflow:annual_velocity", parameters)["REUSED"] == PAIRS
+    assert _stake_products(result["STAKES_CSV"]) == {"annual.tif"}  # COMPARE_PAIRS is off by default
+
+    # the area as an extent (the sample's grid in its CRS), every pair compared with the stakes too
+    dataset = gdal.Open(series.images[0])
+    x0, size, _, y0, _, e = dataset.GetGeoTransform()
+    extent = f"{x0},{x0 + size * dataset.RasterXSize},{y0 + e * dataset.RasterYSize},{y0} [EPSG:32632]"
+    dataset = None
+    again = processing.run("glacierflow:annual_velocity", dict(parameters, EXTENT=extent, COMPARE_PAIRS=True))
+    assert again["REUSED"] == PAIRS
+    assert len(_stake_products(again["STAKES_CSV"])) == PAIRS + 1
+    far = "100000,101000,1000000,1001000 [EPSG:32632]"
+    with pytest.raises(QgsProcessingException, match="outside the area"):
+        processing.run("glacierflow:annual_velocity", dict(parameters, EXTENT=far, OUTPUT=str(tmp_path / "x.tif")))
+
+
+def _stake_products(path: str) -> set:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    return {r[1] for r in rows[1:] if len(r) > 2 and r[0].startswith("S")}
