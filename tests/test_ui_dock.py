@@ -22,6 +22,7 @@ def dock(plugin):
     from glacierflow.ui.dock import GlacierFlowDock
 
     widget = GlacierFlowDock(plugin.iface)
+    widget.set_mode(widget.pair)  # the last mode is remembered between tests too
     yield widget
     widget.cancel()
     wait_for(widget)
@@ -56,10 +57,10 @@ def test_panel_action_toggles_the_dock(plugin):
 
 
 def test_run_in_background_loads_styled_layers_in_a_group(dock, small_sample, tmp_path):
-    dock.image_a.set_path(small_sample.image_a)
-    dock.image_b.set_path(small_sample.image_b)
-    dock.engine.setCurrentText("farneback")
-    dock.output.setFilePath(str(tmp_path / "velocity.tif"))
+    dock.pair.image_a.set_path(small_sample.image_a)
+    dock.pair.image_b.set_path(small_sample.image_b)
+    dock.pair.engine.setCurrentText("farneback")
+    dock.pair.output.setFilePath(str(tmp_path / "velocity.tif"))
     assert dock.run()
     assert dock.is_running() and not dock.run_button.isEnabled()
     wait_for(dock)
@@ -73,7 +74,9 @@ def test_run_in_background_loads_styled_layers_in_a_group(dock, small_sample, tm
     assert renderer.type() == "singlebandpseudocolor" and renderer.band() == 3
     assert any("m/yr" in label for label, _ in results.speed.legendSymbologyItems())
     assert results.arrows.featureCount() > 20
-    assert results.arrows.fields().names() == ["vx", "vy", "speed", "direction"]
+    assert results.arrows.fields().names() == ["fid", "vx", "vy", "speed", "direction"]
+    assert results.arrows.providerType() == "ogr"  # a GeoPackage beside the product: survives a project reload
+    assert results.arrows.source().startswith(str(tmp_path / "velocity_arrows.gpkg"))
     symbol = results.arrows.renderer().symbol()
     angle = symbol.symbolLayer(0).dataDefinedProperties().property(QgsSymbolLayer.Property.PropertyAngle)
     assert angle.isActive() and angle.field() == "direction"
@@ -90,12 +93,12 @@ def big_sample(tmp_path_factory):
 @pytest.mark.parametrize("when", ["at once", "mid-run"])
 def test_cancel_stops_and_leaves_no_output(dock, big_sample, tmp_path, when):
     big = big_sample
-    dock.image_a.set_path(big.image_a)
-    dock.image_b.set_path(big.image_b)
-    dock.engine.setCurrentText("horn_schunck")
-    dock.tile_size.setValue(64)
-    dock.overlap.setValue(16)
-    dock.output.setFilePath(str(tmp_path / "velocity.tif"))
+    dock.pair.image_a.set_path(big.image_a)
+    dock.pair.image_b.set_path(big.image_b)
+    dock.pair.engine.setCurrentText("horn_schunck")
+    dock.pair.tile_size.setValue(64)
+    dock.pair.overlap.setValue(16)
+    dock.pair.output.setFilePath(str(tmp_path / "velocity.tif"))
     assert dock.run()
     deadline = time.monotonic() + 60
     while when == "mid-run" and dock.progress.value() == 0 and time.monotonic() < deadline:
@@ -111,11 +114,12 @@ def test_cancel_stops_and_leaves_no_output(dock, big_sample, tmp_path, when):
 
 def test_unload_during_a_run_cancels_it_safely(plugin, big_sample, tmp_path):
     plugin.panel_action.setChecked(True)
-    plugin.dock.image_a.set_path(big_sample.image_a)
-    plugin.dock.image_b.set_path(big_sample.image_b)
-    plugin.dock.tile_size.setValue(64)
-    plugin.dock.overlap.setValue(16)
-    plugin.dock.output.setFilePath(str(tmp_path / "velocity.tif"))
+    plugin.dock.set_mode(plugin.dock.pair)
+    plugin.dock.pair.image_a.set_path(big_sample.image_a)
+    plugin.dock.pair.image_b.set_path(big_sample.image_b)
+    plugin.dock.pair.tile_size.setValue(64)
+    plugin.dock.pair.overlap.setValue(16)
+    plugin.dock.pair.output.setFilePath(str(tmp_path / "velocity.tif"))
     assert plugin.dock.run()
     plugin.unload()  # the panel goes while its job runs: the job is cancelled, QGIS keeps going
     deadline = time.monotonic() + 60
@@ -135,12 +139,12 @@ def test_missing_images_do_not_start(dock):
 def test_settings_persist_into_a_new_panel(dock, plugin):
     from glacierflow.ui.dock import GlacierFlowDock
 
-    dock.engine.setCurrentText("farneback")
-    dock.tile_size.setValue(384)
-    dock.overlap.setValue(96)
+    dock.pair.engine.setCurrentText("farneback")
+    dock.pair.tile_size.setValue(384)
+    dock.pair.overlap.setValue(96)
     QgsSettings().setValue("glacierflow/dock/last_folder", "/tmp")
     second = GlacierFlowDock(plugin.iface)
-    assert (second.engine.currentText(), second.tile_size.value(), second.overlap.value()) == \
+    assert (second.pair.engine.currentText(), second.pair.tile_size.value(), second.pair.overlap.value()) == \
         ("farneback", 384, 96)
     assert second.last_folder() == "/tmp"
     second.deleteLater()
@@ -149,15 +153,15 @@ def test_settings_persist_into_a_new_panel(dock, plugin):
 def test_selected_outline_is_exported_for_the_worker(dock, small_sample):
     layer = QgsVectorLayer(small_sample.outlines, "outline", "ogr")
     QgsProject.instance().addMapLayer(layer)
-    dock.image_a.set_path(small_sample.image_a)
-    dock.image_b.set_path(small_sample.image_b)
-    dock.outline.setLayer(layer)
-    assert dock.parameters()["OUTLINES"] == layer.source()
-    dock.selected_only.setChecked(True)
+    dock.pair.image_a.set_path(small_sample.image_a)
+    dock.pair.image_b.set_path(small_sample.image_b)
+    dock.pair.outline.setLayer(layer)
+    assert dock.pair.parameters()["OUTLINES"] == layer.source()
+    dock.pair.selected_only.setChecked(True)
     with pytest.raises(ValueError, match="is selected"):
-        dock.parameters()
+        dock.pair.parameters()
     layer.selectAll()
-    exported = dock.parameters()["OUTLINES"]
+    exported = dock.pair.parameters()["OUTLINES"]
     assert exported.endswith(".gpkg") and QgsVectorLayer(exported, "x", "ogr").featureCount() == 1
     QgsProject.instance().removeMapLayer(layer.id())
 

@@ -1,4 +1,5 @@
-"""The GlacierFlow dock: choose a pair, run ``glacierflow:velocity_pair`` in the background, see the result.
+"""The GlacierFlow dock: two modes, "Image pair" (``glacierflow:velocity_pair``) and "Area"
+(``glacierflow:annual_velocity``), run in the background; the results are loaded styled.
 
 The run is the Processing algorithm itself (the same result as the toolbox and
 ``qgis_process``), queued in QGIS's task manager so QGIS never freezes.
@@ -8,49 +9,35 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
-from qgis.core import (
-    QgsApplication,
-    QgsMapLayerProxyModel,
-    QgsProcessingUtils,
-    QgsProject,
-    QgsSettings,
-    QgsVectorFileWriter,
-    QgsVectorLayer,
-)
-from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.core import QgsApplication, QgsSettings
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QDialog,
-    QDialogButtonBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
-    QTextBrowser,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.flow import ENGINE_NAMES, default_engine_name, runnable_engine_names
-from .layers import ResultLayers, load_results
+from .area_mode import AreaMode
+from .layers import ResultLayers
+from .pair_mode import PairMode
 from .task import LogFeedback, start_algorithm
-from .widgets import RasterPicker
+from .widgets import HelpDialog
 
-ALGORITHM_ID = "glacierflow:velocity_pair"
 SETTINGS = "glacierflow/dock/"
-DATE_HINT = "e.g. 2021-08-01; empty: read from the file"
+Mode = Union[PairMode, AreaMode]
 
 
 class GlacierFlowDock(QgsDockWidget):
-    """The panel. ``run()`` starts a background job; ``runFinished(ok)`` is emitted when it ends."""
+    """The panel. ``run()`` starts the current mode's job; ``runFinished(ok)`` is emitted when it ends."""
 
     runFinished = pyqtSignal(bool)  # noqa: N815 (Qt naming)
 
@@ -63,21 +50,29 @@ class GlacierFlowDock(QgsDockWidget):
         self._task = None
         self._context = None
         self._feedback: Optional[LogFeedback] = None
-        self._engine = ""
-        self._output = ""
+        self._running: Optional[Mode] = None
+        self._parameters: Dict[str, Any] = {}
         self._started = 0.0
         self._help: Optional[QDialog] = None
         self._build()
-        self._restore_settings()
-        self._connect_settings()
+        self.modes.setCurrentIndex(int(QgsSettings().value(SETTINGS + "mode", 0)))
+        self.modes.currentChanged.connect(lambda index: QgsSettings().setValue(SETTINGS + "mode", index))
+        self.pair.image_a.fileChosen.connect(self._set_last_folder)
+        self.pair.image_b.fileChosen.connect(self._set_last_folder)
+        for output in (self.pair.output, self.area.output):
+            output.fileChanged.connect(lambda path: self._set_last_folder(os.path.dirname(path)))
         self._set_busy(False)
 
     # ----------------------------------------------------------------- widgets
     def _build(self) -> None:
         body = QWidget(self)
         layout = QVBoxLayout(body)
-        layout.addLayout(self._inputs_form())
-        layout.addLayout(self._options_form())
+        self.pair = PairMode(self.last_folder, body)
+        self.area = AreaMode(self.last_folder, self._canvas, body)
+        self.modes = QTabWidget(body)
+        self.modes.addTab(self.pair, self.pair.title)
+        self.modes.addTab(self.area, self.area.title)
+        layout.addWidget(self.modes)
         layout.addLayout(self._buttons())
         self.progress = QProgressBar(body)
         self.progress.setRange(0, 100)
@@ -89,71 +84,29 @@ class GlacierFlowDock(QgsDockWidget):
             layout.addWidget(widget)
         self.setWidget(body)
 
-    def _inputs_form(self) -> QFormLayout:
-        form = QFormLayout()
-        self.image_a = RasterPicker(self.last_folder, self)
-        self.image_b = RasterPicker(self.last_folder, self)
-        self.date_a = self._date_edit()
-        self.date_b = self._date_edit()
-        self.outline = QgsMapLayerComboBox(self)
-        self.outline.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
-        self.outline.setAllowEmptyLayer(True)
-        self.outline.setLayer(None)
-        self.selected_only = QCheckBox("Selected polygons only", self)
-        form.addRow("Image A (earlier)", self.image_a)
-        form.addRow("Image B (later)", self.image_b)
-        form.addRow("Date A", self.date_a)
-        form.addRow("Date B", self.date_b)
-        form.addRow("Glacier outline", self.outline)
-        form.addRow("", self.selected_only)
-        return form
-
-    def _date_edit(self) -> QLineEdit:
-        edit = QLineEdit(self)
-        edit.setPlaceholderText(DATE_HINT)
-        edit.setToolTip("Acquisition time, ISO-8601 (2021-08-01 or 2021-08-01T10:30:21Z)")
-        return edit
-
-    def _options_form(self) -> QFormLayout:
-        form = QFormLayout()
-        self.engine = QComboBox(self)
-        runnable = runnable_engine_names()
-        for name in ENGINE_NAMES:
-            self.engine.addItem(name)
-            if name not in runnable:
-                self.engine.model().item(self.engine.count() - 1).setEnabled(False)
-                self.engine.setItemData(self.engine.count() - 1, "Needs a model file in models/",
-                                         Qt.ItemDataRole.ToolTipRole)
-        self.tile_size = self._spin(32, 4096, 256, 32)
-        self.overlap = self._spin(0, 2048, 64, 16)
-        self.output = QgsFileWidget(self)
-        self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.output.setFilter("GeoTIFF (*.tif *.tiff)")
-        self.output.lineEdit().setPlaceholderText("[Save to a temporary file]")
-        form.addRow("Engine", self.engine)
-        form.addRow("Tile size (px)", self.tile_size)
-        form.addRow("Tile overlap (px)", self.overlap)
-        form.addRow("Output", self.output)
-        return form
-
-    def _spin(self, low: int, high: int, value: int, step: int) -> QSpinBox:
-        spin = QSpinBox(self)
-        spin.setRange(low, high)
-        spin.setSingleStep(step)
-        spin.setValue(value)
-        return spin
-
     def _buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.run_button = QPushButton("Run", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.help_button = QPushButton("Help", self)
+        self.help_button.setToolTip("The current mode's algorithm: inputs, units, outputs and papers")
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.help_button.clicked.connect(self.show_help)
         for button in (self.run_button, self.cancel_button, self.help_button):
             row.addWidget(button)
         return row
+
+    def _canvas(self) -> Any:
+        return self.iface.mapCanvas() if self.iface is not None and hasattr(self.iface, "mapCanvas") else None
+
+    def current_mode(self) -> Mode:
+        """The mode of the visible tab."""
+        return self.modes.currentWidget()
+
+    def set_mode(self, mode: Mode) -> None:
+        """Show ``mode``'s tab (``dock.pair`` or ``dock.area``)."""
+        self.modes.setCurrentWidget(mode)
 
     # ---------------------------------------------------------------- settings
     def last_folder(self) -> str:
@@ -163,70 +116,12 @@ class GlacierFlowDock(QgsDockWidget):
     def _set_last_folder(self, folder: str) -> None:
         if folder:
             QgsSettings().setValue(SETTINGS + "last_folder", folder)
-            self.output.setDefaultRoot(folder)
-
-    def _restore_settings(self) -> None:
-        settings = QgsSettings()
-        engine = str(settings.value(SETTINGS + "engine", default_engine_name()))
-        if engine not in runnable_engine_names():  # e.g. raft chosen before its model was removed
-            engine = default_engine_name()
-        self.engine.setCurrentIndex(self.engine.findText(engine))
-        self.tile_size.setValue(int(settings.value(SETTINGS + "tile_size", 256)))
-        self.overlap.setValue(int(settings.value(SETTINGS + "overlap", 64)))
-        self.output.setDefaultRoot(self.last_folder())
-
-    def _connect_settings(self) -> None:
-        self.engine.currentTextChanged.connect(self._save_settings)
-        self.tile_size.valueChanged.connect(self._save_settings)
-        self.overlap.valueChanged.connect(self._save_settings)
-        self.image_a.fileChosen.connect(self._set_last_folder)
-        self.image_b.fileChosen.connect(self._set_last_folder)
-        self.output.fileChanged.connect(lambda path: self._set_last_folder(os.path.dirname(path)))
+            for output in (self.pair.output, self.area.output):
+                output.setDefaultRoot(folder)
 
     def _save_settings(self) -> None:
-        settings = QgsSettings()
-        settings.setValue(SETTINGS + "engine", self.engine.currentText())
-        settings.setValue(SETTINGS + "tile_size", self.tile_size.value())
-        settings.setValue(SETTINGS + "overlap", self.overlap.value())
-
-    # -------------------------------------------------------------- parameters
-    def parameters(self) -> Dict[str, Any]:
-        """The algorithm's parameters from the panel.
-
-        Raises:
-            ValueError: something the user must fix first (the message says what).
-        """
-        image_a, image_b = self.image_a.source(), self.image_b.source()
-        if not image_a or not image_b:
-            raise ValueError("Choose image A (earlier) and image B (later).")
-        parameters: Dict[str, Any] = {
-            "IMAGE_A": image_a, "IMAGE_B": image_b,
-            "DATE_A": self.date_a.text().strip(), "DATE_B": self.date_b.text().strip(),
-            "ENGINE": self.engine.currentText(), "TILE_SIZE": self.tile_size.value(),
-            "OVERLAP": self.overlap.value(), "OUTPUT": self._output_path(),
-        }
-        outline = self._outline_source()
-        if outline:
-            parameters["OUTLINES"] = outline
-        return parameters
-
-    def _output_path(self) -> str:
-        path = self.output.filePath().strip()
-        if not path:
-            return QgsProcessingUtils.generateTempFilename(f"velocity_{self.engine.currentText()}.tif")
-        return path if path.lower().endswith((".tif", ".tiff")) else path + ".tif"
-
-    def _outline_source(self) -> str:
-        """A file the worker thread can open: the layer's own file, or its (selected) polygons exported."""
-        layer = self.outline.currentLayer()
-        if not isinstance(layer, QgsVectorLayer):
-            return ""
-        if self.selected_only.isChecked():
-            if layer.selectedFeatureCount() == 0:
-                raise ValueError(f"No polygon of '{layer.name()}' is selected: select the glacier, "
-                                 "or untick 'Selected polygons only'.")
-            return export_polygons(layer, selected_only=True)
-        return layer.source() if layer.providerType() == "ogr" else export_polygons(layer, False)
+        self.pair.save_settings()
+        self.area.save_settings()
 
     # --------------------------------------------------------------------- run
     def is_running(self) -> bool:
@@ -234,25 +129,25 @@ class GlacierFlowDock(QgsDockWidget):
         return self._feedback is not None
 
     def run(self) -> bool:
-        """Start the job in the background; False (with the reason in the log) if it cannot start."""
+        """Start the current mode's job in the background; False (with the reason in the log) if it cannot."""
         if self.is_running():
             return False
+        mode = self.current_mode()
         try:
-            parameters = self.parameters()
+            parameters = mode.parameters()
             self._feedback = LogFeedback()
             self._feedback.message.connect(self.log)
             self._feedback.progressChanged.connect(self._on_progress)
-            self._task, self._context = start_algorithm(ALGORITHM_ID, parameters, self._feedback,
+            self._task, self._context = start_algorithm(mode.algorithm_id, parameters, self._feedback,
                                                         self._on_executed)
         except ValueError as error:
             self._feedback = None
             self.log(str(error), True)
             self._set_status("Not started")
             return False
-        self._engine, self._output, self._started = parameters["ENGINE"], parameters["OUTPUT"], time.monotonic()
+        self._running, self._parameters, self._started = mode, parameters, time.monotonic()
         self.progress.setValue(0)
-        self.log(f"Started {parameters['ENGINE']} on {os.path.basename(parameters['IMAGE_A'])} and "
-                 f"{os.path.basename(parameters['IMAGE_B'])} -> {parameters['OUTPUT']}")
+        self.log(mode.describe(parameters))
         self._set_status("Running…")
         self._set_busy(True)
         return True
@@ -271,7 +166,11 @@ class GlacierFlowDock(QgsDockWidget):
         self._task, self._context, self._feedback = None, None, None
         self._set_busy(False)
         if ok and not cancelled:
-            self._load(results.get("OUTPUT", self._output))
+            try:
+                self._load(results)
+            except (OSError, ValueError, RuntimeError) as error:  # the product exists; only its display failed
+                self.log(f"The result was written but could not be loaded: {error}", True)
+                self._set_status("Done (not loaded)")
         elif cancelled:
             self.log("Cancelled: no output was written.", True)
             self._set_status("Cancelled")
@@ -280,12 +179,14 @@ class GlacierFlowDock(QgsDockWidget):
             self._set_status("Failed")
         self.runFinished.emit(bool(ok and not cancelled))
 
-    def _load(self, output: str) -> None:
-        self.results = load_results(output, self._engine)
+    def _load(self, results: Dict[str, Any]) -> None:
+        self.results = self._running.load(results, self._parameters)
         self.progress.setValue(100)
-        self.log(f"Result ({time.monotonic() - self._started:.1f} s): {output}")
+        self.log(f"Result ({time.monotonic() - self._started:.1f} s): {self.results.speed.source()}")
+        hidden = [layer.name() for layer in (self.results.validity, self.results.uncertainty) if layer is not None]
+        stakes = f", {self.results.stakes.featureCount()} GPS stakes" if self.results.stakes is not None else ""
         self.log(f"Loaded '{self.results.group.name()}': speed, {self.results.arrows.featureCount()} "
-                 "direction arrows, untrusted areas (hidden).")
+                 f"direction arrows{stakes}" + (f", {' and '.join(hidden)} (hidden)." if hidden else "."))
         self._set_status("Done")
         if self.iface is not None and hasattr(self.iface, "setActiveLayer"):
             self.iface.setActiveLayer(self.results.speed)
@@ -306,56 +207,23 @@ class GlacierFlowDock(QgsDockWidget):
 
     # -------------------------------------------------------------------- help
     def show_help(self) -> None:
-        """Show the algorithm's help (inputs, units, outputs, papers) in a non-modal window."""
-        algorithm = QgsApplication.processingRegistry().algorithmById(ALGORITHM_ID)
+        """Show the current mode's algorithm help (inputs, units, outputs, papers) in a non-modal window."""
+        algorithm_id = self.current_mode().algorithm_id
+        algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
         if algorithm is None:
-            self.log(f"The algorithm {ALGORITHM_ID} is not available: enable the GlacierFlow plugin.", True)
+            self.log(f"The algorithm {algorithm_id} is not available: enable the GlacierFlow plugin.", True)
             return
-        self._help = HelpDialog(algorithm.displayName(), algorithm.shortHelpString(), self)
+        self._help = HelpDialog(algorithm_id, algorithm.displayName(), algorithm.shortHelpString(),
+                                algorithm.helpUrl(), self)
         self._help.show()
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        """Settings are saved as they change; a closed panel keeps its job running."""
+        """Settings are saved as they change; a closed panel keeps its job running but stops drawing."""
         self._save_settings()
+        self.area.stop_drawing()
         super().closeEvent(event)
 
-
-class HelpDialog(QDialog):
-    """The algorithm's help text, with a button to open the full Processing dialog."""
-
-    def __init__(self, title: str, help_html: str, parent: Optional[QWidget] = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"GlacierFlow help: {title}")
-        self.resize(560, 620)
-        self.browser = QTextBrowser(self)
-        self.browser.setOpenExternalLinks(True)
-        self.browser.setHtml(f"<h2>{html.escape(title)}</h2>{help_html}")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
-        toolbox = buttons.addButton("Open in Processing…", QDialogButtonBox.ButtonRole.ActionRole)
-        toolbox.clicked.connect(self._open_algorithm)
-        buttons.rejected.connect(self.close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.browser)
-        layout.addWidget(buttons)
-
-    @staticmethod
-    def _open_algorithm() -> None:
-        import processing
-
-        processing.execAlgorithmDialog(ALGORITHM_ID)
-
-
-def export_polygons(layer: QgsVectorLayer, selected_only: bool) -> str:
-    """Write ``layer``'s (selected) polygons to a temporary GeoPackage; returns its path.
-
-    Memory layers and selections live in the main thread; the worker reads the file.
-    """
-    path = QgsProcessingUtils.generateTempFilename("glacier_outline.gpkg")
-    options = QgsVectorFileWriter.SaveVectorOptions()
-    options.driverName = "GPKG"
-    options.onlySelectedFeatures = selected_only
-    result = QgsVectorFileWriter.writeAsVectorFormatV3(
-        layer, path, QgsProject.instance().transformContext(), options)
-    if result[0] != QgsVectorFileWriter.WriterError.NoError:
-        raise ValueError(f"Could not export the outline '{layer.name()}': {result[1]}")
-    return path
+    def release(self) -> None:
+        """Cancel a running job and drop the map tool: the plugin is unloading."""
+        self.cancel()
+        self.area.release()

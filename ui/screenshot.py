@@ -1,8 +1,8 @@
 """Screenshot of the dock beside a map of its result, for the README.
 
-Runs the built-in sample through the panel exactly as a user would (background
-task, results loaded in a group), shows the layer tree, the map and the panel in
-one window and grabs it::
+Runs the built-in multi-date sample through the panel's Area mode exactly as a user
+would (the area drawn with the map tool, a background task, results loaded in a
+group), shows the layer tree, the map and the panel in one window and grabs it::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python -m glacierflow.ui.screenshot docs/dock_screenshot.png
 """
@@ -34,9 +34,19 @@ def _start_qgis() -> Any:
     return app
 
 
+class _ScreenshotIface:
+    """The little of QGIS's interface the panel uses here: the map canvas (for drawing the area)."""
+
+    def __init__(self, canvas: Any) -> None:
+        self.canvas = canvas
+
+    def mapCanvas(self) -> Any:  # noqa: N802
+        return self.canvas
+
+
 def _window(app: Any) -> Any:
     """A main window: layer tree (left), map canvas (centre), GlacierFlow dock (right)."""
-    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.core import QgsCoordinateReferenceSystem, QgsLayerTreeModel, QgsProject
     from qgis.gui import QgsLayerTreeView, QgsMapCanvas
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtWidgets import QDockWidget, QMainWindow
@@ -46,34 +56,62 @@ def _window(app: Any) -> Any:
     window = QMainWindow()
     window.setWindowTitle("QGIS - GlacierFlow")
     window.canvas = QgsMapCanvas(window)
+    window.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32632"))  # the sample's UTM zone
     window.setCentralWidget(window.canvas)
     tree = QgsLayerTreeView(window)
     tree.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), tree))
     layers = QDockWidget("Layers", window)
     layers.setWidget(tree)
     window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, layers)
-    window.dock = GlacierFlowDock(None, window)
+    window.dock = GlacierFlowDock(_ScreenshotIface(window.canvas), window)
+    window.dock.setMinimumWidth(430)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.dock)
     window.resize(1500, 860)
     window.tree = tree
     return window
 
 
+def _draw_around(tool: Any, extent: Any, margin: float) -> None:
+    """Click an octagon ``margin`` (fraction of the size) outside ``extent`` with the map tool, then finish."""
+    import math
+
+    from qgis.core import QgsPointXY
+
+    centre = extent.center()
+    rx, ry = extent.width() * (0.5 + margin), extent.height() * (0.5 + margin)
+    for step in range(8):
+        angle = math.radians(22.5 + 45 * step)
+        tool.add_vertex(QgsPointXY(centre.x() + rx * math.cos(angle), centre.y() + ry * math.sin(angle)))
+    tool.finish()
+
+
 def _run_sample(app: Any, window: Any, folder: str, engine: str) -> Any:
-    from qgis.core import QgsProject, QgsVectorLayer
+    """The multi-date sample through the Area mode: draw the area, choose the folder and years, run."""
+    from qgis.core import QgsCoordinateTransform, QgsProject, QgsVectorLayer
 
-    from ..core.sample import write_sample
+    from ..core.sample_series import write_sample_series
 
-    sample = write_sample(folder)
-    outline = QgsVectorLayer(sample.outlines, "glacier outline", "ogr")
+    series = write_sample_series(folder, shape=(288, 288))
+    outline = QgsVectorLayer(series.outlines, "glacier outline", "ogr")
     outline.renderer().setSymbol(_outline_symbol())
     QgsProject.instance().addMapLayer(outline)
+    canvas = window.canvas
+    to_map = QgsCoordinateTransform(outline.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+    glacier = to_map.transformBoundingBox(outline.extent())
     dock = window.dock
-    dock.image_a.set_path(sample.image_a)
-    dock.image_b.set_path(sample.image_b)
-    dock.outline.setLayer(outline)
-    dock.engine.setCurrentText(engine)
-    dock.output.setFilePath(os.path.join(folder, f"velocity_{engine}.tif"))
+    dock.set_mode(dock.area)
+    canvas.setExtent(glacier.buffered(glacier.width()))
+    _draw_around(dock.area.start_drawing(), glacier, 0.12)
+    area = dock.area
+    area.source.setCurrentText("local_folder")
+    area.folder.setFilePath(series.folder)
+    area.year_a.setValue(2021)
+    area.year_b.setValue(2022)
+    area.months.setText("6-10")
+    area.engine.setCurrentText(engine)
+    area.outlines.setLayer(outline)
+    area.stakes.setFilePath(series.stakes)
+    area.output.setFilePath(os.path.join(folder, f"annual_velocity_{engine}.tif"))
     if not dock.run():
         raise RuntimeError(dock.log_view.toPlainText())
     deadline = time.monotonic() + 300
@@ -88,7 +126,8 @@ def _run_sample(app: Any, window: Any, folder: str, engine: str) -> Any:
 def _outline_symbol() -> Any:
     from qgis.core import QgsFillSymbol
 
-    return QgsFillSymbol.createSimple({"style": "no", "outline_color": "255,90,60,255", "outline_width": "0.6"})
+    return QgsFillSymbol.createSimple({"style": "no", "outline_color": "250,250,250,255", "outline_width": "0.4",
+                                       "outline_style": "dash"})
 
 
 def _show_map(app: Any, window: Any, extra: List[Any]) -> None:
@@ -97,8 +136,8 @@ def _show_map(app: Any, window: Any, extra: List[Any]) -> None:
     results = window.dock.results
     canvas = window.canvas
     canvas.setCanvasColor(QColor(236, 236, 236))  # not white: white is the arrows
-    canvas.setDestinationCrs(results.speed.crs())
-    canvas.setLayers([results.arrows] + extra + [results.speed])
+    drawn = window.dock.area.area_layer.currentLayer()
+    canvas.setLayers([results.stakes, results.arrows] + extra + [drawn, results.speed])
     canvas.setExtent(results.speed.extent().buffered(results.speed.extent().width() * 0.02))
     window.tree.expandAll()
     window.show()
@@ -111,7 +150,7 @@ def _show_map(app: Any, window: Any, extra: List[Any]) -> None:
 
 
 def take(png: str, engine: str = "horn_schunck") -> str:
-    """Run the sample through the dock and save the window to ``png``; returns its path."""
+    """Run the multi-date sample through the dock's Area mode and save the window to ``png``; returns its path."""
     app = _start_qgis()
     window = _window(app)
     with tempfile.TemporaryDirectory(prefix="glacierflow-shot-") as folder:
@@ -120,6 +159,7 @@ def take(png: str, engine: str = "horn_schunck") -> str:
         os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
         if not window.grab().save(png):
             raise RuntimeError(f"Could not write {png}")
+        window.dock.release()
         window.close()
     return png
 

@@ -1,13 +1,26 @@
-"""Small input widgets of the dock: a raster picker that takes project layers or files."""
+"""Small widgets of the dock: a raster picker that takes project layers or files, the engine choice,
+the output file, and the help window."""
 from __future__ import annotations
 
+import html
 import os
 from typing import Callable, Optional
 
 from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer
-from qgis.gui import QgsMapLayerComboBox
-from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import QFileDialog, QHBoxLayout, QToolButton, QWidget
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QSpinBox,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 RASTER_FILTER = "Rasters (*.tif *.tiff *.TIF *.TIFF *.jp2 *.vrt *.img);;All files (*)"
 
@@ -58,3 +71,71 @@ class RasterPicker(QWidget):
             return layer.source()
         text = self.combo.currentText()
         return text if text in self.combo.additionalItems() else ""
+
+
+def engine_combo(parent: QWidget) -> QComboBox:
+    """The optical-flow engines; those that cannot run here (no model file) are greyed out."""
+    from ..core.flow import ENGINE_NAMES, runnable_engine_names
+
+    combo = QComboBox(parent)
+    runnable = runnable_engine_names()
+    for name in ENGINE_NAMES:
+        combo.addItem(name)
+        if name not in runnable:
+            combo.model().item(combo.count() - 1).setEnabled(False)
+            combo.setItemData(combo.count() - 1, "Needs a model file in models/", Qt.ItemDataRole.ToolTipRole)
+    return combo
+
+
+def restore_engine(combo: QComboBox, engine: str) -> None:
+    """Select ``engine`` when it can run here, else the default engine."""
+    from ..core.flow import default_engine_name, runnable_engine_names
+
+    if engine not in runnable_engine_names():  # e.g. raft chosen before its model was removed
+        engine = default_engine_name()
+    combo.setCurrentIndex(combo.findText(engine))
+
+
+def output_widget(parent: QWidget, file_filter: str = "GeoTIFF (*.tif *.tiff)") -> QgsFileWidget:
+    """A 'save as' file widget; empty means a temporary file."""
+    widget = QgsFileWidget(parent)
+    widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+    widget.setFilter(file_filter)
+    widget.lineEdit().setPlaceholderText("[Save to a temporary file]")
+    return widget
+
+
+def spin_box(parent: QWidget, low: int, high: int, value: int, step: int = 1) -> QSpinBox:
+    """An integer spin box."""
+    spin = QSpinBox(parent)
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setValue(value)
+    return spin
+
+
+class HelpDialog(QDialog):
+    """An algorithm's help text (inputs, units, outputs, papers), with a button to open its Processing dialog."""
+
+    def __init__(self, algorithm_id: str, title: str, help_html: str, help_url: str = "",
+                 parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.algorithm_id = algorithm_id
+        self.setWindowTitle(f"GlacierFlow help: {title}")
+        self.resize(560, 620)
+        self.browser = QTextBrowser(self)
+        self.browser.setOpenExternalLinks(True)
+        link = f'<p><a href="{html.escape(help_url)}">Full documentation</a></p>' if help_url else ""
+        self.browser.setHtml(f"<h2>{html.escape(title)}</h2>{help_html}{link}")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        toolbox = buttons.addButton("Open in Processing…", QDialogButtonBox.ButtonRole.ActionRole)
+        toolbox.clicked.connect(self._open_algorithm)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)
+
+    def _open_algorithm(self) -> None:
+        import processing
+
+        processing.execAlgorithmDialog(self.algorithm_id)

@@ -1,0 +1,82 @@
+"""NDSI forecast rasters as map layers: one layer per future window in a group "NDSI forecast".
+
+A forecast product is a multi-band GeoTIFF, one band per window, each band's description
+holding the window's dates (e.g. ``2023-07-01/2023-07-16``). Each window is shown with a
+white-to-blue ramp over NDSI 0..1 (snow and ice in blue); values below 0 are not drawn.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer
+from qgis.PyQt.QtGui import QColor
+
+from .layers import ramp_renderer
+
+FORECAST_GROUP = "NDSI forecast"
+NDSI_STOPS = [(0.0, QColor(255, 255, 255)), (0.4, QColor(158, 202, 225)), (1.0, QColor(8, 48, 107))]
+ISO_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?")  # 2023-07-01, or a month: 2023-07
+
+
+@dataclass
+class ForecastLayers:
+    """The group and its layers, one per window, in band order."""
+
+    group: QgsLayerTreeGroup
+    layers: List[QgsRasterLayer]
+
+
+def window_name(description: str, band: int) -> str:
+    """The layer name of a window: ``NDSI <start> – <end>`` from the dates in ``description``.
+
+    A description without dates is used as it is; an empty one gives ``NDSI window <band>``.
+    """
+    dates = ISO_DATE.findall(description or "")
+    if len(dates) >= 2:
+        return f"NDSI {dates[0]} – {dates[-1]}"
+    if dates:
+        return f"NDSI {dates[0]}"
+    return f"NDSI {description.strip()}" if description and description.strip() else f"NDSI window {band}"
+
+
+def band_descriptions(path: str) -> List[str]:
+    """The band descriptions of the raster ``path`` (one per band).
+
+    Raises:
+        ValueError: GDAL cannot open ``path``.
+    """
+    from osgeo import gdal
+
+    dataset = gdal.Open(path)
+    if dataset is None:
+        raise ValueError(f"'{path}' cannot be opened as a raster: choose an NDSI forecast GeoTIFF.")
+    return [dataset.GetRasterBand(i).GetDescription() for i in range(1, dataset.RasterCount + 1)]
+
+
+def ndsi_layer(path: str, band: int, name: str) -> QgsRasterLayer:
+    """Band ``band`` of ``path`` styled white (NDSI 0) to blue (NDSI 1)."""
+    layer = QgsRasterLayer(path, name)
+    layer.setRenderer(ramp_renderer(layer, band, 0.0, 1.0, NDSI_STOPS, "NDSI"))
+    return layer
+
+
+def load_forecast(path: str, project: Optional[QgsProject] = None) -> ForecastLayers:
+    """Add one styled layer per window of the forecast ``path`` to a new top group "NDSI forecast".
+
+    Only the first window is visible, so the windows can be compared by switching them on in turn.
+    """
+    project = project or QgsProject.instance()
+    names = [window_name(text, band) for band, text in enumerate(band_descriptions(path), start=1)]
+    group = project.layerTreeRoot().insertGroup(0, FORECAST_GROUP)
+    layers = []
+    for band, name in enumerate(names, start=1):
+        layer = ndsi_layer(path, band, name)
+        project.addMapLayer(layer, False)
+        group.addLayer(layer).setItemVisibilityChecked(band == 1)
+        layers.append(layer)
+    return ForecastLayers(group, layers)
+
+
+__all__ = ["FORECAST_GROUP", "ForecastLayers", "band_descriptions", "load_forecast", "ndsi_layer", "window_name"]
