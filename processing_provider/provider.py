@@ -26,6 +26,7 @@ class GlacierFlowProvider(QgsProcessingProvider):
         from .annual_velocity import AnnualVelocityAlgorithm
         from .compare_reference import CompareReferenceAlgorithm
         from .download_scenes import DownloadScenesAlgorithm
+        from .finetune_raft import FineTuneRaftAlgorithm
         from .image_pairs import ImagePairsAlgorithm
         from .search_scenes import SearchScenesAlgorithm
         from .stable_ground import StableGroundAlgorithm
@@ -42,3 +43,4 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(DownloadScenesAlgorithm())
         self.addAlgorithm(CompareStakesAlgorithm())
         self.addAlgorithm(AnnualVelocityAlgorithm())
+        self.addAlgorithm(FineTuneRaftAlgorithm())
