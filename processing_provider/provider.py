@@ -27,7 +27,9 @@ class GlacierFlowProvider(QgsProcessingProvider):
         from .compare_reference import CompareReferenceAlgorithm
         from .download_scenes import DownloadScenesAlgorithm
         from .finetune_raft import FineTuneRaftAlgorithm
+        from .forecast_ndsi import ForecastNdsiAlgorithm
         from .image_pairs import ImagePairsAlgorithm
+        from .ndsi_series import NdsiSeriesAlgorithm
         from .search_scenes import SearchScenesAlgorithm
         from .stable_ground import StableGroundAlgorithm
         from .stack_velocity import StackVelocityAlgorithm
@@ -44,3 +46,5 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(CompareStakesAlgorithm())
         self.addAlgorithm(AnnualVelocityAlgorithm())
         self.addAlgorithm(FineTuneRaftAlgorithm())
+        self.addAlgorithm(NdsiSeriesAlgorithm())
+        self.addAlgorithm(ForecastNdsiAlgorithm())
