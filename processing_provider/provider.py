@@ -34,6 +34,7 @@ class GlacierFlowProvider(QgsProcessingProvider):
         from .stable_ground import StableGroundAlgorithm
         from .stack_velocity import StackVelocityAlgorithm
         from .stakes import CompareStakesAlgorithm
+        from .train_forecaster import TrainForecasterAlgorithm
         from .velocity_pair import VelocityPairAlgorithm
 
         self.addAlgorithm(VelocityPairAlgorithm())
@@ -48,3 +49,4 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(FineTuneRaftAlgorithm())
         self.addAlgorithm(NdsiSeriesAlgorithm())
         self.addAlgorithm(ForecastNdsiAlgorithm())
+        self.addAlgorithm(TrainForecasterAlgorithm())

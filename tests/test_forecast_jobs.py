@@ -120,3 +120,36 @@ def test_toolbox_series_then_forecast(plugin, sample_folder, tmp_path):
                                                           "OUTPUT": str(tmp_path / "forecast.tif")})
     assert os.path.exists(result["OUTPUT"])
     assert result["MODEL_MSE"] >= 0 and result["PERSISTENCE_MSE"] >= 0 and result["CLIMATOLOGY_MSE"] >= 0
+
+
+@pytest.fixture(scope="module")
+def long_series_path(tmp_path_factory):
+    from glacierflow.core.forecast.generator import sample_ndsi_grid, synthetic_series
+
+    series = synthetic_series((100, 100), years=6, seed=21)
+    series.grid = sample_ndsi_grid((100, 100))
+    path = str(tmp_path_factory.mktemp("long") / "long_series.tif")
+    return jobs.write_ndsi_series(path, series)
+
+
+def test_toolbox_train_forecaster_then_forecast_with_it(plugin, long_series_path, series_path, tmp_path):
+    pytest.importorskip("torch")
+    import processing
+    from qgis.core import QgsProcessingException
+
+    model = str(tmp_path / "mine.onnx")
+    trained = processing.run("glacierflow:train_forecaster", {
+        "SERIES": [long_series_path], "ARCHITECTURE": "unet", "EPOCHS": 2, "STRIDE": 25, "OUTPUT": model})
+    assert os.path.exists(model)
+    assert 0 <= trained["TEST_MSE"] < 1 and trained["PERSISTENCE_MSE"] > 0 and trained["CLIMATOLOGY_MSE"] >= 0
+    from glacierflow.core.forecast.onnx_forecaster import OnnxForecaster
+
+    card = OnnxForecaster(model).card
+    assert card.name == "unet" and set(card.raw["metrics"]["test"]) == {"model", "persistence", "climatology"}
+    forecast = processing.run("glacierflow:forecast_ndsi", {"SERIES": long_series_path, "MODEL_FILE": model,
+                                                            "STRIDE": 25, "OUTPUT": str(tmp_path / "f.tif")})
+    assert gdal.Open(forecast["OUTPUT"]).RasterCount == 4
+    with pytest.raises(QgsProcessingException, match="longer"):
+        processing.run("glacierflow:train_forecaster", {
+            "SERIES": [series_path], "ARCHITECTURE": "unet", "EPOCHS": 1, "OUTPUT": str(tmp_path / "short.onnx")})
+    assert not os.path.exists(tmp_path / "short.onnx")
