@@ -2,7 +2,9 @@
 
 Writes into --out: the sample GeoTIFFs, ``velocity_sample.tif`` (+ .qml style),
 ``velocity_sample.png`` (speed with direction arrows) and ``summary.txt`` /
-``summary.json`` (error against the sample's exact flow).
+``summary.json`` (error against the sample's exact flow); then the NDSI forecast on the
+built-in NDSI sample: ``ndsi_series.tif``, ``ndsi_forecast.tif`` (+ flow), ``ndsi_forecast.png``
+and ``forecast_summary.txt`` (hindcast against persistence and climatology).
 """
 from __future__ import annotations
 
@@ -56,7 +58,35 @@ def main() -> None:
     render_velocity_map(str(output), str(out / "velocity_sample.png"), read_single_band(sample.image_a),
                         f"GlacierFlow sample, {args.engine}: speed (m/yr) and flow direction")
     print(_as_text(summary))
+    forecast_lines = run_forecast_demo(out)
+    (out / "forecast_summary.txt").write_text("\n".join(forecast_lines) + "\n")
+    print("\n".join(forecast_lines))
     print(f"Outputs in {out}")
+
+
+def run_forecast_demo(out: Path) -> list:
+    """The NDSI forecast on the built-in NDSI sample: series, then forecast, both through qgis_process."""
+    from ..core.forecast.generator import write_sample_scenes
+    from ..core.forecast.onnx_forecaster import list_shipped_forecasters
+    from .render import render_forecast_map
+
+    shipped = list_shipped_forecasters()
+    if not shipped:
+        return ["NDSI forecast: no forecaster shipped in models/forecast, skipped."]
+    model = "sa_lstm" if "sa_lstm" in shipped else sorted(shipped)[0]
+    write_sample_scenes(str(out / "ndsi_sample"), shape=(160, 160), years=5, seed=0)
+    series = run_qgis_process("glacierflow:ndsi_series", {
+        "SOURCE": "local_folder", "FOLDER": out / "ndsi_sample", "OUTPUT": out / "ndsi_series.tif"})
+    forecast = run_qgis_process("glacierflow:forecast_ndsi", {
+        "SERIES": out / "ndsi_series.tif", "MODEL": model, "OUTPUT": out / "ndsi_forecast.tif",
+        "FLOW_OUTPUT": out / "ndsi_forecast_flow.tif"})
+    render_forecast_map(str(out / "ndsi_series.tif"), str(out / "ndsi_forecast.tif"),
+                        str(out / "ndsi_forecast.png"), f"GlacierFlow NDSI sample: forecast by {model}")
+    scores = forecast.get("results", {})
+    return [f"NDSI forecast ({model}): {int(series['results']['WINDOWS'])} windows in the series; hindcast of its "
+            "last 4 windows (MSE, NDSI units): " + ", ".join(
+                f"{name.split('_')[0].lower()} {scores[name]:.4f}" for name in
+                ("MODEL_MSE", "PERSISTENCE_MSE", "CLIMATOLOGY_MSE") if name in scores)]
 
 
 def _summary(product: dict, truth: dict, score, answer: dict) -> dict:

@@ -61,3 +61,32 @@ def render_velocity_map(path: str, png: str, background: Optional[np.ndarray] = 
     fig.savefig(png)
     plt.close(fig)
     return png
+
+
+def render_forecast_map(series_path: str, forecast_path: str, png: str, title: str = "") -> str:
+    """Write ``png``: the last observed NDSI window and every forecast window side by side (0-1, blue-white)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+    from osgeo import gdal
+
+    def bands(path: str) -> list:
+        dataset = gdal.Open(path)
+        return [(dataset.GetRasterBand(i).GetDescription(), dataset.GetRasterBand(i).ReadAsArray())
+                for i in range(1, dataset.RasterCount + 1)]
+
+    panels = [("observed " + bands(series_path)[-1][0],) + bands(series_path)[-1][1:]]
+    panels += [("forecast " + name, values) for name, values in bands(forecast_path)]
+    cmap = LinearSegmentedColormap.from_list("ndsi", ["#08306b", "#2171b5", "#6baed6", "#c6dbef", "#ffffff"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.8), dpi=110)
+    for ax, (name, values) in zip(axes, panels):
+        image = ax.imshow(values, cmap=cmap, vmin=0, vmax=1)
+        ax.set_title(name.replace("NDSI ", "").replace("..", "\n.."), fontsize=9)
+        ax.set_axis_off()
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="masked NDSI")
+    fig.suptitle(title)
+    fig.savefig(png, bbox_inches="tight")
+    plt.close(fig)
+    return png
