@@ -58,6 +58,9 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
     DEVICE = "DEVICE"
     OUTPUT = "OUTPUT"
     FLOW_OUTPUT = "FLOW_OUTPUT"
+    MODEL_MSE = "MODEL_MSE"
+    PERSISTENCE_MSE = "PERSISTENCE_MSE"
+    CLIMATOLOGY_MSE = "CLIMATOLOGY_MSE"
 
     ALGORITHM_ID = "forecast_ndsi"
     DISPLAY_NAME = "Forecast NDSI"
@@ -84,8 +87,9 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "NDSI forecast"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.FLOW_OUTPUT, "Flow between forecast windows", optional=True, createByDefault=False))
-        for name, text in (("MODEL_MSE", "Hindcast MSE of the model"), ("PERSISTENCE_MSE", "Hindcast MSE of "
-                           "persistence"), ("CLIMATOLOGY_MSE", "Hindcast MSE of climatology")):
+        for name, text in ((self.MODEL_MSE, "Hindcast MSE of the model"),
+                           (self.PERSISTENCE_MSE, "Hindcast MSE of persistence"),
+                           (self.CLIMATOLOGY_MSE, "Hindcast MSE of climatology")):
             self.addOutput(QgsProcessingOutputNumber(name, text))
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,

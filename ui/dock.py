@@ -1,7 +1,8 @@
-"""The GlacierFlow dock: two modes, "Image pair" (``glacierflow:velocity_pair``) and "Area"
-(``glacierflow:annual_velocity``), run in the background; the results are loaded styled.
+"""The GlacierFlow dock: three modes, "Image pair" (``glacierflow:velocity_pair``), "Area"
+(``glacierflow:annual_velocity``) and "Forecast" (``glacierflow:ndsi_series`` then
+``glacierflow:forecast_ndsi``), run in the background; the results are loaded styled.
 
-The run is the Processing algorithm itself (the same result as the toolbox and
+The run is the Processing algorithms themselves (the same result as the toolbox and
 ``qgis_process``), queued in QGIS's task manager so QGIS never freezes.
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsDockWidget
@@ -27,13 +28,15 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .area_mode import AreaMode
+from .forecast_layers import ForecastLayers
+from .forecast_mode import ForecastMode
 from .layers import ResultLayers
 from .pair_mode import PairMode
-from .task import LogFeedback, start_algorithm
+from .task import LogFeedback, start_algorithm, start_chain
 from .widgets import HelpDialog
 
 SETTINGS = "glacierflow/dock/"
-Mode = Union[PairMode, AreaMode]
+Mode = Union[PairMode, AreaMode, ForecastMode]
 
 
 class GlacierFlowDock(QgsDockWidget):
@@ -45,7 +48,7 @@ class GlacierFlowDock(QgsDockWidget):
         super().__init__("GlacierFlow", parent)
         self.setObjectName("GlacierFlowDock")
         self.iface = iface
-        self.results: Optional[ResultLayers] = None
+        self.results: Optional[Union[ResultLayers, ForecastLayers]] = None
         self.status = "Ready"
         self._task = None
         self._context = None
@@ -61,6 +64,7 @@ class GlacierFlowDock(QgsDockWidget):
         self.pair.image_b.fileChosen.connect(self._set_last_folder)
         for output in (self.pair.output, self.area.output):
             output.fileChanged.connect(lambda path: self._set_last_folder(os.path.dirname(path)))
+        self.forecast.output.fileChanged.connect(self._set_last_folder)  # a folder itself
         self._set_busy(False)
 
     # ----------------------------------------------------------------- widgets
@@ -69,9 +73,10 @@ class GlacierFlowDock(QgsDockWidget):
         layout = QVBoxLayout(body)
         self.pair = PairMode(self.last_folder, body)
         self.area = AreaMode(self.last_folder, self._canvas, body)
+        self.forecast = ForecastMode(self.last_folder, self.area, body)
         self.modes = QTabWidget(body)
-        self.modes.addTab(self.pair, self.pair.title)
-        self.modes.addTab(self.area, self.area.title)
+        for mode in (self.pair, self.area, self.forecast):
+            self.modes.addTab(mode, mode.title)
         layout.addWidget(self.modes)
         layout.addLayout(self._buttons())
         self.progress = QProgressBar(body)
@@ -105,7 +110,7 @@ class GlacierFlowDock(QgsDockWidget):
         return self.modes.currentWidget()
 
     def set_mode(self, mode: Mode) -> None:
-        """Show ``mode``'s tab (``dock.pair`` or ``dock.area``)."""
+        """Show ``mode``'s tab (``dock.pair``, ``dock.area`` or ``dock.forecast``)."""
         self.modes.setCurrentWidget(mode)
 
     # ---------------------------------------------------------------- settings
@@ -122,6 +127,7 @@ class GlacierFlowDock(QgsDockWidget):
     def _save_settings(self) -> None:
         self.pair.save_settings()
         self.area.save_settings()
+        self.forecast.save_settings()
 
     # --------------------------------------------------------------------- run
     def is_running(self) -> bool:
@@ -138,8 +144,13 @@ class GlacierFlowDock(QgsDockWidget):
             self._feedback = LogFeedback()
             self._feedback.message.connect(self.log)
             self._feedback.progressChanged.connect(self._on_progress)
-            self._task, self._context = start_algorithm(mode.algorithm_id, parameters, self._feedback,
-                                                        self._on_executed)
+            self.log(mode.describe(parameters))  # before the job's own lines
+            if isinstance(mode, ForecastMode):  # two algorithms, one after the other
+                self._task, self._context = start_chain(mode.steps(parameters), self._feedback,
+                                                        self._on_executed), None
+            else:
+                self._task, self._context = start_algorithm(mode.algorithm_id, parameters, self._feedback,
+                                                            self._on_executed)
         except ValueError as error:
             self._feedback = None
             self.log(str(error), True)
@@ -147,13 +158,13 @@ class GlacierFlowDock(QgsDockWidget):
             return False
         self._running, self._parameters, self._started = mode, parameters, time.monotonic()
         self.progress.setValue(0)
-        self.log(mode.describe(parameters))
         self._set_status("Running…")
         self._set_busy(True)
         return True
 
     def cancel(self) -> None:
-        """Ask the running job to stop; the algorithm stops within one tile and writes nothing."""
+        """Ask the running job to stop; the algorithm stops within one tile and writes nothing (a chain
+        also removes what its finished steps wrote)."""
         if self._feedback is not None and not self._feedback.isCanceled():
             self.log("Cancelling…")
             self._feedback.cancel()
@@ -182,15 +193,25 @@ class GlacierFlowDock(QgsDockWidget):
     def _load(self, results: Dict[str, Any]) -> None:
         self.results = self._running.load(results, self._parameters)
         self.progress.setValue(100)
-        self.log(f"Result ({time.monotonic() - self._started:.1f} s): {self.results.speed.source()}")
-        hidden = [layer.name() for layer in (self.results.validity, self.results.uncertainty) if layer is not None]
-        stakes = f", {self.results.stakes.featureCount()} GPS stakes" if self.results.stakes is not None else ""
-        self.log(f"Loaded '{self.results.group.name()}': speed, {self.results.arrows.featureCount()} "
-                 f"direction arrows{stakes}" + (f", {' and '.join(hidden)} (hidden)." if hidden else "."))
+        seconds = time.monotonic() - self._started
+        if isinstance(self.results, ForecastLayers):
+            lines, main_layer = self.forecast.report(self.results, results, seconds), self.results.layers[0]
+        else:
+            lines, main_layer = self._velocity_report(self.results, seconds), self.results.speed
+        for line in lines:
+            self.log(line)
         self._set_status("Done")
         if self.iface is not None and hasattr(self.iface, "setActiveLayer"):
-            self.iface.setActiveLayer(self.results.speed)
+            self.iface.setActiveLayer(main_layer)
             self.iface.zoomToActiveLayer()
+
+    @staticmethod
+    def _velocity_report(results: ResultLayers, seconds: float) -> List[str]:
+        hidden = [layer.name() for layer in (results.validity, results.uncertainty) if layer is not None]
+        stakes = f", {results.stakes.featureCount()} GPS stakes" if results.stakes is not None else ""
+        return [f"Result ({seconds:.1f} s): {results.speed.source()}",
+                f"Loaded '{results.group.name()}': speed, {results.arrows.featureCount()} direction "
+                f"arrows{stakes}" + (f", {' and '.join(hidden)} (hidden)." if hidden else ".")]
 
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)

@@ -3,6 +3,7 @@
 A forecast product is a multi-band GeoTIFF, one band per window, each band's description
 holding the window's dates (e.g. ``2023-07-01/2023-07-16``). Each window is shown with a
 white-to-blue ramp over NDSI 0..1 (snow and ice in blue); values below 0 are not drawn.
+The NDSI series the forecast started from can join the group, hidden, showing its last window.
 """
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ class ForecastLayers:
 
     group: QgsLayerTreeGroup
     layers: List[QgsRasterLayer]
+    series: Optional[QgsRasterLayer] = None
+
+
+def window_dates(description: str) -> str:
+    """``<start> – <end>`` (or ``<start>``) from the ISO dates in a band description; '' without dates."""
+    dates = ISO_DATE.findall(description or "")
+    if len(dates) >= 2:
+        return f"{dates[0]} – {dates[-1]}"
+    return dates[0] if dates else ""
 
 
 def window_name(description: str, band: int) -> str:
@@ -33,11 +43,9 @@ def window_name(description: str, band: int) -> str:
 
     A description without dates is used as it is; an empty one gives ``NDSI window <band>``.
     """
-    dates = ISO_DATE.findall(description or "")
-    if len(dates) >= 2:
-        return f"NDSI {dates[0]} – {dates[-1]}"
+    dates = window_dates(description)
     if dates:
-        return f"NDSI {dates[0]}"
+        return f"NDSI {dates}"
     return f"NDSI {description.strip()}" if description and description.strip() else f"NDSI window {band}"
 
 
@@ -62,21 +70,41 @@ def ndsi_layer(path: str, band: int, name: str) -> QgsRasterLayer:
     return layer
 
 
-def load_forecast(path: str, project: Optional[QgsProject] = None) -> ForecastLayers:
-    """Add one styled layer per window of the forecast ``path`` to a new top group "NDSI forecast".
+def series_layer(path: str) -> QgsRasterLayer:
+    """The NDSI series ``path`` as one layer showing its last (most recent) window, styled as the forecast.
+
+    Raises:
+        ValueError: GDAL cannot open ``path``.
+    """
+    descriptions = band_descriptions(path)
+    last = window_dates(descriptions[-1]) if descriptions else ""
+    name = f"NDSI series ({len(descriptions)} windows" + (f", shown: {last})" if last else ")")
+    return ndsi_layer(path, len(descriptions), name)
+
+
+def load_forecast(path: str, project: Optional[QgsProject] = None, series: Optional[str] = None,
+                  group_name: str = FORECAST_GROUP) -> ForecastLayers:
+    """Add one styled layer per window of the forecast ``path`` to a new top group (``group_name``).
 
     Only the first window is visible, so the windows can be compared by switching them on in turn.
+    ``series`` (the NDSI series the forecast started from) is added last in the group, hidden.
     """
     project = project or QgsProject.instance()
     names = [window_name(text, band) for band, text in enumerate(band_descriptions(path), start=1)]
-    group = project.layerTreeRoot().insertGroup(0, FORECAST_GROUP)
+    group = project.layerTreeRoot().insertGroup(0, group_name)
     layers = []
     for band, name in enumerate(names, start=1):
         layer = ndsi_layer(path, band, name)
         project.addMapLayer(layer, False)
         group.addLayer(layer).setItemVisibilityChecked(band == 1)
         layers.append(layer)
-    return ForecastLayers(group, layers)
+    observed = None
+    if series:
+        observed = series_layer(series)
+        project.addMapLayer(observed, False)
+        group.addLayer(observed).setItemVisibilityChecked(False)
+    return ForecastLayers(group, layers, observed)
 
 
-__all__ = ["FORECAST_GROUP", "ForecastLayers", "band_descriptions", "load_forecast", "ndsi_layer", "window_name"]
+__all__ = ["FORECAST_GROUP", "ForecastLayers", "band_descriptions", "load_forecast", "ndsi_layer", "series_layer",
+           "window_dates", "window_name"]

@@ -83,7 +83,7 @@ def _number(definition: Any, parent: QWidget) -> "tuple[QWidget, Callable[[], An
         spin.setDecimals(3)
     low, high = definition.minimum(), definition.maximum()
     limit = 2 ** 31 - 1
-    spin.setRange(max(low, -limit) if integer else low, min(high, limit) if integer else high)
+    spin.setRange(int(max(low, -limit)) if integer else low, int(min(high, limit)) if integer else high)
     optional = bool(definition.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional)
     default = definition.defaultValue()
     if optional:  # the lowest value reads "not set"

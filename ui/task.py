@@ -1,20 +1,25 @@
-"""Running a Processing algorithm in QGIS's task manager with a feedback that the panel can show."""
+"""Running a Processing algorithm, or a chain of them, in QGIS's task manager with a feedback that the panel
+can show."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from qgis.core import (
     QgsApplication,
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingMultiStepFeedback,
     QgsProject,
 )
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 # Jobs in flight: the task holds its context by reference, so the context (and the feedback) must
 # outlive the task even when the panel that started it is closed or the plugin unloaded.
 _IN_FLIGHT: Dict[int, Tuple[Any, ...]] = {}
+_CHAINS: Set["AlgorithmChain"] = set()  # chains in flight, kept alive the same way
 
 
 class LogFeedback(QgsProcessingFeedback):
@@ -71,3 +76,117 @@ def start_algorithm(algorithm_id: str, parameters: Dict[str, Any], feedback: Qgs
     task.executed.connect(lambda *_: _IN_FLIGHT.pop(key, None))
     QgsApplication.taskManager().addTask(task)
     return task, context
+
+
+@dataclass
+class ChainStep:
+    """One algorithm of a chain: ``parameters(done)`` builds its parameters from ``done``, the results of the
+    steps before it keyed by algorithm id (e.g. the forecast reads the series step's OUTPUT)."""
+
+    algorithm_id: str
+    parameters: Callable[[Dict[str, Dict[str, Any]]], Dict[str, Any]]
+
+
+class AlgorithmChain(QObject):
+    """Processing algorithms run one after another, each a task of the task manager (QGIS never freezes).
+
+    One feedback covers the chain: its progress runs 0-100 over all steps and cancelling it stops the
+    step that runs. ``executed(ok, results)`` comes once, in the main thread, with the results of every
+    step keyed by algorithm id. When a step fails or is cancelled, the files the steps before it wrote
+    are removed: a chain leaves all its outputs or none.
+    """
+
+    executed = pyqtSignal(bool, dict)
+    stepStarted = pyqtSignal(int, str)  # noqa: N815 (Qt naming): step index, algorithm display name
+
+    def __init__(self, steps: Sequence[ChainStep], feedback: QgsProcessingFeedback,
+                 project: Optional[QgsProject] = None) -> None:
+        super().__init__()
+        self.steps = list(steps)
+        self.feedback = feedback
+        self.project = project
+        self.results: Dict[str, Dict[str, Any]] = {}
+        self.task: Optional[QgsProcessingAlgRunnerTask] = None
+        # Scales each step's 0-100 onto its share of the whole; cancelling ``feedback`` cancels it too.
+        self._step_feedback = QgsProcessingMultiStepFeedback(len(self.steps), feedback)
+        self._index = -1
+
+    def start(self) -> None:
+        """Queue the first step.
+
+        Raises:
+            ValueError: an algorithm of the chain is not registered (the plugin's provider is not loaded).
+        """
+        for step in self.steps:
+            if QgsApplication.processingRegistry().algorithmById(step.algorithm_id) is None:
+                raise ValueError(f"The algorithm {step.algorithm_id} is not available: enable the GlacierFlow plugin.")
+        _CHAINS.add(self)
+        self._start_step(0)
+
+    def _start_step(self, index: int) -> None:
+        step = self.steps[index]
+        self._index = index
+        name = QgsApplication.processingRegistry().algorithmById(step.algorithm_id).displayName()
+        self._step_feedback.setCurrentStep(index)
+        self.feedback.pushInfo(f"Step {index + 1}/{len(self.steps)}: {name}")
+        self.stepStarted.emit(index, name)
+        self.task, _ = start_algorithm(step.algorithm_id, step.parameters(self.results), self._step_feedback,
+                                       self._on_step_executed, self.project)
+
+    def _on_step_executed(self, ok: bool, results: Dict[str, Any]) -> None:
+        step = self.steps[self._index]
+        if not ok or self.feedback.isCanceled():
+            if ok:  # it finished just as the user cancelled: its output goes with the others
+                self.results[step.algorithm_id] = results
+            self._finish(False)
+            return
+        self.results[step.algorithm_id] = results
+        if self._index + 1 == len(self.steps):
+            self._finish(True)
+            return
+        try:
+            self._start_step(self._index + 1)
+        except (KeyError, ValueError) as error:  # a step could not be built from the results before it
+            self.feedback.reportError(f"Could not start the next step: {error}", True)
+            self._finish(False)
+
+    def _finish(self, ok: bool) -> None:
+        if not ok:
+            for path in self.output_files():
+                remove_output(path)
+        self.task = None
+        _CHAINS.discard(self)
+        self.executed.emit(ok, dict(self.results) if ok else {})
+
+    def output_files(self) -> List[str]:
+        """The files the finished steps wrote (their destination parameters' results)."""
+        files = []
+        for algorithm_id, results in self.results.items():
+            algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+            names = [d.name() for d in algorithm.destinationParameterDefinitions()] if algorithm else []
+            files += [results[n] for n in names if isinstance(results.get(n), str) and os.path.isfile(results[n])]
+        return files
+
+
+def remove_output(path: str) -> None:
+    """Delete the raster ``path`` with its style and GDAL side-car files, if present."""
+    for target in (path, os.path.splitext(path)[0] + ".qml", path + ".aux.xml"):
+        try:
+            os.remove(target)
+        except FileNotFoundError:
+            pass
+
+
+def start_chain(steps: Sequence[ChainStep], feedback: QgsProcessingFeedback,
+                on_executed: Callable[[bool, Dict[str, Any]], None], project: Optional[QgsProject] = None,
+                ) -> AlgorithmChain:
+    """Run ``steps`` one after another in the task manager; ``on_executed(ok, results_by_algorithm_id)`` is
+    called in the main thread when the last ends, one fails, or ``feedback`` is cancelled.
+
+    Raises:
+        ValueError: an algorithm of the chain is not registered.
+    """
+    chain = AlgorithmChain(steps, feedback, project)
+    chain.executed.connect(on_executed)
+    chain.start()
+    return chain
