@@ -68,12 +68,13 @@ def run_forecast_demo(out: Path) -> list:
     """The NDSI forecast on the built-in NDSI sample: series, then forecast, both through qgis_process."""
     from ..core.forecast.generator import write_sample_scenes
     from ..core.forecast.onnx_forecaster import list_shipped_forecasters
+    from ..processing_provider.forecast_ndsi import PREFERRED_MODEL
     from .render import render_forecast_map
 
     shipped = list_shipped_forecasters()
     if not shipped:
         return ["NDSI forecast: no forecaster shipped in models/forecast, skipped."]
-    model = "sa_lstm" if "sa_lstm" in shipped else sorted(shipped)[0]
+    model = PREFERRED_MODEL if PREFERRED_MODEL in shipped else sorted(shipped)[0]
     write_sample_scenes(str(out / "ndsi_sample"), shape=(160, 160), years=5, seed=0)
     series = run_qgis_process("glacierflow:ndsi_series", {
         "SOURCE": "local_folder", "FOLDER": out / "ndsi_sample", "OUTPUT": out / "ndsi_series.tif"})

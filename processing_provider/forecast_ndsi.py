@@ -23,7 +23,7 @@ from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 
 DEVICES = ("auto", "cpu", "cuda")
-PREFERRED_MODEL = "sa_lstm"   # the attention paper's model; any shipped one can be chosen
+PREFERRED_MODEL = "unet"  # lowest held-out MSE of the shipped models (bench/RESULTS.md); any can be chosen
 
 HELP_TEXT = """<p>Forecasts the next windows (four 3-month windows with the shipped models) of a glacier's
 masked NDSI from its last windows, with a recurrent or convolutional network exported to ONNX and run by
