@@ -59,6 +59,7 @@ class AnnualJob:
         stakes: stake file (CSV in lon/lat unless ``stakes_crs_wkt``, GeoPackage, shapefile), or None.
         correct_offset: subtract the stable-ground median offset from the annual vx, vy.
         buffer_m: m grown around the glaciers for the stable ground; None: max(2 px, 30 m).
+        stable_areas: polygons of ground known not to move (any CRS); with outlines, their off-glacier part.
         work_folder: where pair products live (reused on a rerun); None: ``<output stem>_pairs`` beside it.
         report_folder: where reports go; None: the output's folder.
         compare_pairs: also compare every pair product with the stakes.
@@ -90,6 +91,7 @@ class AnnualJob:
     stakes_crs_wkt: Optional[str] = None
     correct_offset: bool = False
     buffer_m: Optional[float] = None
+    stable_areas: Optional[str] = None
     work_folder: Optional[str] = None
     report_folder: Optional[str] = None
     compare_pairs: bool = False
@@ -386,16 +388,18 @@ def _move_style(source: str, output: str) -> str:
 
 
 def _stable_ground(job: AnnualJob, stacked: str, corrected: str, feedback: Feedback) -> tuple:
-    """Stable-ground statistics of the stack (report beside the output), or (None, None) without outlines."""
+    """Stable-ground statistics of the stack (report beside the output), or (None, None) without outlines
+    or stable areas."""
     from .stable_ground import StableGroundJob, run_stable_ground
 
-    if not job.outlines:
-        feedback.warning("No glacier outlines: no stable-ground statistics (give outlines to measure the "
-                         "offset on off-glacier ground).")
+    if not job.outlines and not job.stable_areas:
+        feedback.warning("No glacier outlines or stable areas: no stable-ground statistics (give outlines to "
+                         "measure the offset on off-glacier ground, or polygons of stable ground).")
         return None, None
     report = os.path.join(_report_folder(job), _stem(job) + "_stable_ground.json")
     result = run_stable_ground(StableGroundJob(
-        product=stacked, glacier_outlines=job.outlines, buffer_m=job.buffer_m, correct=job.correct_offset,
+        product=stacked, stable_areas=job.stable_areas, glacier_outlines=job.outlines, buffer_m=job.buffer_m,
+        correct=job.correct_offset,
         output=corrected if job.correct_offset else None, report=report), feedback)
     return result.statistics, result.report
 

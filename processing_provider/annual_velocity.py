@@ -46,7 +46,10 @@ optional for a local folder). <b>Months</b>: like <code>6-10</code> (the default
 <b>Maximum cloud cover</b> (%, optional). <b>Minimum valid fraction</b> (%, default 50): the share of the
 area a scene must cover with usable pixels, where the source can tell (local files: kept).</li>
 <li><b>Glacier outlines</b> (optional, any CRS): the pairs get a glacier band, and off-glacier ground
-grown by max(2 px, 30 m) is the stable ground. Without outlines there are no stable-ground statistics.</li>
+grown by max(2 px, 30 m) is the stable ground.</li>
+<li><b>Stable areas</b> (optional, any CRS): polygons of ground you know does not move (bare rock); with
+outlines, only their off-glacier part counts. Without outlines or stable areas there are no stable-ground
+statistics.</li>
 <li><b>GPS stakes</b> (optional): a CSV in lon/lat (WGS 84) with vx, vy or speed (m/yr), or start and end
 positions with dates; or a GeoPackage / shapefile (any CRS).</li>
 <li><b>Correct the stable-ground offset</b>: subtract the median offset of vx and vy.</li>
@@ -78,6 +81,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     MIN_VALID_FRACTION = imagery.MIN_VALID_FRACTION
     ENGINE = "ENGINE"
     OUTLINES = "OUTLINES"
+    STABLE_AREAS = "STABLE_AREAS"
     STAKES = "STAKES"
     CORRECT_OFFSET = "CORRECT_OFFSET"
     COMPARE_PAIRS = "COMPARE_PAIRS"
@@ -104,6 +108,9 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.OUTLINES, "Glacier outlines (RGI polygons)", [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.STABLE_AREAS, "Stable areas (polygons of ground that does not move)",
+            [QgsProcessing.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.STAKES, "GPS stakes (CSV in lon/lat, GeoPackage or shapefile)", optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -141,6 +148,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
                 parameters, self.MAX_CLOUD, context)),
             engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
             outlines=self.vector_path(parameters, self.OUTLINES, context, feedback),
+            stable_areas=self.vector_path(parameters, self.STABLE_AREAS, context, feedback),
             stakes=self.parameterAsFile(parameters, self.STAKES, context) or None,
             correct_offset=self.parameterAsBoolean(parameters, self.CORRECT_OFFSET, context),
             compare_pairs=self.parameterAsBoolean(parameters, self.COMPARE_PAIRS, context),

@@ -241,3 +241,32 @@ def _stake_products(path: str) -> set:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     return {r[1] for r in rows[1:] if len(r) > 2 and r[0].startswith("S")}
+
+
+def test_stable_areas_without_outlines(series, annual, tmp_path):
+    """User polygons of stable ground give the statistics when no outlines are given (reusing the pairs)."""
+    import json
+
+    from osgeo import gdal, ogr, osr
+
+    _, result, _ = annual
+    dataset = gdal.Open(result.output)
+    x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
+    srs = osr.SpatialReference(wkt=dataset.GetProjection())
+    box = ogr.CreateGeometryFromWkt(f"POLYGON(({x0} {y0},{x0 + 40 * dx} {y0},{x0 + 40 * dx} {y0 + 40 * dy},"
+                                    f"{x0} {y0 + 40 * dy},{x0} {y0}))")
+    path = str(tmp_path / "rock.gpkg")
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    layer = source.CreateLayer("rock", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(box)
+    layer.CreateFeature(feature)
+    source = None
+    job = AnnualJob(folder=series.folder, output=str(tmp_path / "rock.tif"), year_a=2021, engine=ENGINE,
+                    stable_areas=path, work_folder=os.path.dirname(result.pair_products[0]))
+    again = run_annual_job(job, Recorder())
+    assert again.reused == PAIRS and again.stable_report
+    with open(again.stable_report) as handle:
+        report = json.load(handle)
+    assert "rock.gpkg" in report["stable_ground"]
+    assert 1400 < report["pixel_count"] <= 40 * 40   # the 40 x 40 px box, less pixels without a velocity
