@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .errors import GlacierFlowError
-from .feedback import Feedback, JobCancelled
+from .feedback import Feedback, JobCancelled, StageFeedback
 from .imagery import DEFAULT_MONTHS, Area, ImageSource, LocalFolderSource, ScenePair, cross_year_pairs, parse_months
 
 PAIR_SHARE = 85.0  # % of the progress bar for the pairs; stacking and statistics share the rest
@@ -126,25 +126,6 @@ class AnnualResult:
     seconds: float = 0.0
 
 
-class _Span(Feedback):
-    """A feedback mapping 0..100 % of a stage onto [start, end] % of the whole job."""
-
-    def __init__(self, parent: Feedback, start: float, end: float) -> None:
-        self.parent, self.start, self.end = parent, start, end
-
-    def progress(self, percent: float) -> None:
-        self.parent.progress(self.start + (self.end - self.start) * percent / 100.0)
-
-    def info(self, message: str) -> None:
-        self.parent.info(message)
-
-    def warning(self, message: str) -> None:
-        self.parent.warning(message)
-
-    def is_cancelled(self) -> bool:
-        return self.parent.is_cancelled()
-
-
 # --- pairs ------------------------------------------------------------------------------------------------
 
 def pair_product_name(pair: ScenePair, engine: str) -> str:
@@ -197,7 +178,7 @@ def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: Op
             feedback.info(f"{label}: computing")
             job = PairJob(image_a=pair.first.href, image_b=pair.second.href, output=path, band_a=pair.first.band,
                           band_b=pair.second.band, outlines=outlines, engine=engine, **(pair_options or {}))
-            run_pair_job(job, _Span(feedback, 100.0 * index / len(pairs), 100.0 * (index + 1) / len(pairs)))
+            run_pair_job(job, StageFeedback(feedback, 100.0 * index / len(pairs), 100.0 * (index + 1) / len(pairs)))
         products.append(path)
         feedback.progress(100.0 * (index + 1) / len(pairs))
     return products
@@ -319,18 +300,19 @@ def run_annual_job(job: AnnualJob, feedback: Optional[Feedback] = None) -> Annua
     if is_local(job):
         folder, only, feedback = job.folder, None, whole
     else:
-        folder, only = download_for_job(job, _Span(whole, 0.0, DOWNLOAD_SHARE))
-        feedback = _Span(whole, DOWNLOAD_SHARE, 100.0)
+        folder, only = download_for_job(job, StageFeedback(whole, 0.0, DOWNLOAD_SHARE))
+        feedback = StageFeedback(whole, DOWNLOAD_SHARE, 100.0)
     pairs = find_pairs(job, feedback, folder, only)
     work = _work_folder(job)
     done_before = sum(is_complete_product(os.path.join(work, pair_product_name(p, job.engine)), p, job.engine)
                       for p in pairs)
-    products = run_pairs(pairs, work, job.engine, job.outlines, job.pair_options, _Span(feedback, 0.0, PAIR_SHARE))
+    products = run_pairs(pairs, work, job.engine, job.outlines, job.pair_options,
+                         StageFeedback(feedback, 0.0, PAIR_SHARE))
     single = len(products) == 1
     if single:
         feedback.warning("Only one pair: the annual map is that pair's velocity (count 1, uncertainty NaN). "
                          "Add scenes to either year for a stack with an uncertainty.")
-    result = _assemble(job, products, work, _Span(feedback, PAIR_SHARE, 100.0))
+    result = _assemble(job, products, work, StageFeedback(feedback, PAIR_SHARE, 100.0))
     result.reused, result.computed, result.single_pair = done_before, len(products) - done_before, single
     _compare_stakes(job, result)
     result.seconds = time.perf_counter() - started
@@ -356,7 +338,7 @@ def _check_output(job: AnnualJob) -> None:
         raise GlacierFlowError(f"Stake file '{job.stakes}' does not exist: check the path.")
 
 
-def _assemble(job: AnnualJob, products: List[str], work: str, feedback: _Span) -> AnnualResult:
+def _assemble(job: AnnualJob, products: List[str], work: str, feedback: Feedback) -> AnnualResult:
     """Stack (and correct) in a hidden folder of ``work``, then rename the annual product into place."""
     from .stacking import StackJob, run_stack_job
 
@@ -366,10 +348,10 @@ def _assemble(job: AnnualJob, products: List[str], work: str, feedback: _Span) -
     corrected = os.path.join(scratch, _stem(job) + "_corrected.tif")
     try:
         stack = run_stack_job(StackJob(products, stacked, weight_by_interval=job.weight_by_interval),
-                              _Span(feedback, 0.0, 60.0))
+                              StageFeedback(feedback, 0.0, 60.0))
         if feedback.is_cancelled():
             raise JobCancelled("Cancelled by the user")
-        stable, report = _stable_ground(job, stacked, corrected, _Span(feedback, 60.0, 100.0))
+        stable, report = _stable_ground(job, stacked, corrected, StageFeedback(feedback, 60.0, 100.0))
         final = corrected if job.correct_offset and stable is not None else stacked
         os.replace(final, job.output)
         style = _move_style(final, job.output)

@@ -23,5 +23,24 @@ class Feedback:
         return False
 
 
+class StageFeedback(Feedback):
+    """A feedback mapping 0..100 % of one stage onto [start, end] % of the whole job's bar."""
+
+    def __init__(self, parent: Feedback, start: float, end: float) -> None:
+        self.parent, self.start, self.end = parent, start, end
+
+    def progress(self, percent: float) -> None:
+        self.parent.progress(self.start + (self.end - self.start) * percent / 100.0)
+
+    def info(self, message: str) -> None:
+        self.parent.info(message)
+
+    def warning(self, message: str) -> None:
+        self.parent.warning(message)
+
+    def is_cancelled(self) -> bool:
+        return self.parent.is_cancelled()
+
+
 class JobCancelled(Exception):
     """Raised inside a job when the user cancels; no output is left behind."""

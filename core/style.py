@@ -33,14 +33,21 @@ def _stops(maximum: float, colours: Sequence[str]) -> List[Tuple[float, str]]:
 
 def speed_style_qml(maximum: float, band: int = 3, unit: str = "m/yr") -> str:
     """A pseudocolour style for the speed band, 0..``maximum`` (m/yr), legend labels with units."""
-    items = "\n".join(
-        f'            <item alpha="255" value="{value:.6g}" label="{value:.4g} {unit}" color="{colour}"/>'
-        for value, colour in _stops(maximum, VIRIDIS))
+    stops = [(value, colour, f"{value:.4g} {unit}") for value, colour in _stops(maximum, VIRIDIS)]
+    return pseudocolor_qml(band, stops, suffix=f" {unit}", decimals=0)
+
+
+def pseudocolor_qml(band: int, stops: Sequence[Tuple[float, str, str]], suffix: str = "", decimals: int = 1) -> str:
+    """QGIS .qml text: an interpolated single-band pseudocolour ramp through ``stops`` (value, #rrggbb, label),
+    from the first stop's value to the last's, with a continuous legend."""
+    minimum, maximum = stops[0][0], stops[-1][0]
+    items = "\n".join(f'            <item alpha="255" value="{value:.6g}" label="{label}" color="{colour}"/>'
+                      for value, colour, label in stops)
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.0" styleCategories="AllStyleCategories">
   <pipe>
     <rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1" alphaBand="-1"
-                    classificationMin="0" classificationMax="{maximum:.6g}" nodataColor="">
+                    classificationMin="{minimum:.6g}" classificationMax="{maximum:.6g}" nodataColor="">
       <rasterTransparency/>
       <minMaxOrigin>
         <limits>None</limits>
@@ -52,21 +59,21 @@ def speed_style_qml(maximum: float, band: int = 3, unit: str = "m/yr") -> str:
       </minMaxOrigin>
       <rastershader>
         <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
-                         minimumValue="0" maximumValue="{maximum:.6g}" labelPrecision="1">
+                         minimumValue="{minimum:.6g}" maximumValue="{maximum:.6g}" labelPrecision="{max(decimals, 1)}">
           <colorramp type="gradient" name="[source]">
             <Option type="Map">
-              <Option type="QString" name="color1" value="68,1,84,255"/>
-              <Option type="QString" name="color2" value="253,231,37,255"/>
+              <Option type="QString" name="color1" value="{_rgba(stops[0][1])}"/>
+              <Option type="QString" name="color2" value="{_rgba(stops[-1][1])}"/>
               <Option type="QString" name="discrete" value="0"/>
               <Option type="QString" name="rampType" value="gradient"/>
             </Option>
           </colorramp>
 {items}
-          <rampLegendSettings minimumLabel="" maximumLabel="" prefix="" suffix=" {unit}"
+          <rampLegendSettings minimumLabel="" maximumLabel="" prefix="" suffix="{suffix}"
                               direction="0" useContinuousLegend="1" orientation="2">
             <numericFormat id="basic">
               <Option type="Map">
-                <Option type="int" name="decimals" value="0"/>
+                <Option type="int" name="decimals" value="{decimals}"/>
                 <Option type="bool" name="show_trailing_zeros" value="false"/>
               </Option>
             </numericFormat>
@@ -82,6 +89,11 @@ def speed_style_qml(maximum: float, band: int = 3, unit: str = "m/yr") -> str:
   <blendMode>0</blendMode>
 </qgis>
 """
+
+
+def _rgba(colour: str) -> str:
+    """"#rrggbb" -> "r,g,b,255" (QGIS colour option text)."""
+    return ",".join(str(int(colour[i:i + 2], 16)) for i in (1, 3, 5)) + ",255"
 
 
 def write_style_beside(raster_path: str, qml: str) -> str:

@@ -65,6 +65,20 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
         """The algorithm's work: parameters -> core call -> outputs."""
         raise NotImplementedError
 
+    @staticmethod
+    def training_module(name: str) -> Any:
+        """The plugin's training module ``name`` (e.g. "models.raft.finetune"); it needs torch and onnx, which
+        plugin users may lack: say how to install them."""
+        import importlib
+
+        try:
+            return importlib.import_module(f"..{name}", __package__)
+        except ImportError as error:
+            raise QgsProcessingException(
+                f"Training needs torch and onnx ({error.name or error}): install them into QGIS's Python with "
+                "'python -m pip install -r requirements/train.txt' from the plugin folder, then restart QGIS."
+            ) from None
+
     def raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
         """The file behind raster parameter ``name``; core reads files, not layers."""
         layer = self.parameterAsRasterLayer(parameters, name, context)

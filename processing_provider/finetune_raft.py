@@ -95,13 +95,7 @@ class FineTuneRaftAlgorithm(GlacierFlowAlgorithm):
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> Dict[str, Any]:
-        try:
-            from ..models.raft import finetune
-        except ImportError as error:
-            raise QgsProcessingException(
-                f"Fine-tuning needs torch and onnx ({error.name or error}): install them into QGIS's Python with "
-                "'python -m pip install -r requirements/train.txt' from the plugin folder, then restart QGIS."
-            ) from None
+        finetune = self.training_module("models.raft.finetune")
         pairs = self._pairs(parameters, context, finetune.read_pairs_csv)
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context).strip() or finetune.DEFAULT_CHECKPOINT
         if not os.path.exists(checkpoint):

@@ -90,18 +90,12 @@ class TrainForecasterAlgorithm(GlacierFlowAlgorithm):
 
     def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> Dict[str, Any]:
-        try:
-            from ..models.forecast.fit import fit_on_series
-        except ImportError as error:
-            raise QgsProcessingException(
-                f"Training needs torch and onnx ({error.name or error}): install them into QGIS's Python with "
-                "'python -m pip install -r requirements/train.txt' from the plugin folder, then restart QGIS."
-            ) from None
+        fit = self.training_module("models.forecast.fit")
         from ..core.forecast.jobs import read_ndsi_series
 
         series = [read_ndsi_series(path) for path in self.raster_paths(parameters, self.SERIES, context)]
         try:
-            result = fit_on_series(
+            result = fit.fit_on_series(
                 self.parameterAsEnumString(parameters, self.ARCHITECTURE, context), series,
                 self.parameterAsFileOutput(parameters, self.OUTPUT, context),
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from ..errors import GlacierFlowError
-from ..feedback import Feedback, JobCancelled
+from ..feedback import Feedback, JobCancelled, StageFeedback
 from ..grid import Grid
 from .series import NdsiSeries, add_months, as_utc, build_ndsi_series, landsat_reflectance
 
@@ -155,7 +155,7 @@ def run_ndsi_series_job(job: NdsiSeriesJob, feedback: Optional[Feedback] = None)
                                       acquisition.scaling)
         feedback.progress(40.0 * (index + 1) / len(acquisitions))
     series = build_ndsi_series([a.time for a in acquisitions], green, swir1, job.window_months, job.threshold,
-                               job.align, _Scaled(feedback, 40.0, 55.0), grid=grid)
+                               job.align, StageFeedback(feedback, 40.0, 95.0), grid=grid)
     write_ndsi_series(job.output, series)
     feedback.info(f"{len(series.times)} windows of {series.window_months} months "
                   f"({len(series.filled_windows)} interpolated) -> {job.output}")
@@ -164,25 +164,6 @@ def run_ndsi_series_job(job: NdsiSeriesJob, feedback: Optional[Feedback] = None)
 
 def _fetch(source: Any, scene: Any, grid: Grid, scaling: str, band: str) -> np.ndarray:
     return source.fetch(scene, grid, band) if scaling == "remote" else source.fetch(scene, grid)
-
-
-class _Scaled(Feedback):
-    """A feedback mapping a sub-job's 0-100 % onto [start, start + span] of the parent's bar."""
-
-    def __init__(self, parent: Feedback, start: float, span: float) -> None:
-        self.parent, self.start, self.span = parent, start, span
-
-    def progress(self, percent: float) -> None:
-        self.parent.progress(self.start + self.span * percent / 100.0)
-
-    def info(self, message: str) -> None:
-        self.parent.info(message)
-
-    def warning(self, message: str) -> None:
-        self.parent.warning(message)
-
-    def is_cancelled(self) -> bool:
-        return self.parent.is_cancelled()
 
 
 def write_ndsi_series(path: str, series: NdsiSeries) -> str:
@@ -294,10 +275,10 @@ def run_forecast_job(job: ForecastJob, feedback: Optional[Feedback] = None) -> F
     for note in forecaster.provider_notes:
         feedback.warning(note)
     _check_compatible(series, card)
-    hindcast = score_hindcast(series, forecaster, job.stride, _Scaled(feedback, 0.0, 45.0))
+    hindcast = score_hindcast(series, forecaster, job.stride, StageFeedback(feedback, 0.0, 45.0))
     for line in hindcast_lines(hindcast, card):
         feedback.info(line)
-    forecast = forecaster.forecast_scene(series.frames[-card.n_in:], job.stride, _Scaled(feedback, 45.0, 50.0))
+    forecast = forecaster.forecast_scene(series.frames[-card.n_in:], job.stride, StageFeedback(feedback, 45.0, 95.0))
     starts = [add_months(series.times[-1], series.window_months * (k + 1)) for k in range(card.n_out)]
     card_entries = {"name": card.name, "architecture": card.architecture, "version": card.version,
                     "provider": forecaster.provider, "input_windows": ", ".join(

@@ -173,54 +173,9 @@ NDSI_RAMP = ((0.0, "#08306b", "0 (no snow/ice)"), (0.3, "#2171b5", "0.3"), (0.5,
 
 def ndsi_style_text(band: int = 1) -> str:
     """QGIS .qml text: a blue-to-white pseudocolour ramp over masked NDSI 0..1 for ``band``."""
-    items = "\n".join(f'            <item alpha="255" value="{value:g}" label="{label}" color="{colour}"/>'
-                      for value, colour, label in NDSI_RAMP)
-    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22.0" styleCategories="AllStyleCategories">
-  <pipe>
-    <rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1" alphaBand="-1"
-                    classificationMin="0" classificationMax="1" nodataColor="">
-      <rasterTransparency/>
-      <minMaxOrigin>
-        <limits>None</limits>
-        <extent>WholeRaster</extent>
-        <statAccuracy>Estimated</statAccuracy>
-        <cumulativeCutLower>0.02</cumulativeCutLower>
-        <cumulativeCutUpper>0.98</cumulativeCutUpper>
-        <stdDevFactor>2</stdDevFactor>
-      </minMaxOrigin>
-      <rastershader>
-        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
-                         minimumValue="0" maximumValue="1" labelPrecision="2">
-          <colorramp type="gradient" name="[source]">
-            <Option type="Map">
-              <Option type="QString" name="color1" value="8,48,107,255"/>
-              <Option type="QString" name="color2" value="255,255,255,255"/>
-              <Option type="QString" name="discrete" value="0"/>
-              <Option type="QString" name="rampType" value="gradient"/>
-            </Option>
-          </colorramp>
-{items}
-          <rampLegendSettings minimumLabel="" maximumLabel="" prefix="" suffix=""
-                              direction="0" useContinuousLegend="1" orientation="2">
-            <numericFormat id="basic">
-              <Option type="Map">
-                <Option type="int" name="decimals" value="1"/>
-                <Option type="bool" name="show_trailing_zeros" value="false"/>
-              </Option>
-            </numericFormat>
-          </rampLegendSettings>
-        </colorrampshader>
-      </rastershader>
-    </rasterrenderer>
-    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
-    <huesaturation saturation="0" colorizeOn="0" grayscaleMode="0"/>
-    <rasterresampler maxOversampling="2"/>
-    <resamplingStage>resamplingFilter</resamplingStage>
-  </pipe>
-  <blendMode>0</blendMode>
-</qgis>
-"""
+    from ..style import pseudocolor_qml
+
+    return pseudocolor_qml(band, NDSI_RAMP, decimals=1)
 
 
 def ndsi_style_qml(path: str, band: int = 1) -> str:
