@@ -10,10 +10,12 @@ from typing import Any, Dict, Optional
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -53,6 +55,8 @@ statistics.</li>
 <li><b>GPS stakes</b> (optional): a CSV in lon/lat (WGS 84) with vx, vy or speed (m/yr), or start and end
 positions with dates; or a GeoPackage / shapefile (any CRS).</li>
 <li><b>Correct the stable-ground offset</b>: subtract the median offset of vx and vy.</li>
+<li><b>RAFT model</b> (advanced): an .onnx of your own (e.g. from <i>Fine-tune RAFT on your image pairs</i>)
+for the raft engine.</li>
 <li><b>Compare every pair with the stakes</b>: the stake table also lists each pair product, not only the
 annual map.</li>
 <li><b>Pair folder</b> (optional): where the pair products are kept. A rerun with the same folder reuses
@@ -80,6 +84,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     MAX_CLOUD = imagery.MAX_CLOUD
     MIN_VALID_FRACTION = imagery.MIN_VALID_FRACTION
     ENGINE = "ENGINE"
+    MODEL = "MODEL"
     OUTLINES = "OUTLINES"
     STABLE_AREAS = "STABLE_AREAS"
     STAKES = "STAKES"
@@ -122,6 +127,10 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.REPORT, "Report folder", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
+        model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx, empty: the shipped model)",
+                                           extension="onnx", optional=True)
+        model.setFlags(model.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(model)
         imagery.add_grid_parameters(self, advanced=True)
         imagery.add_service_parameters(self)
         self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
@@ -157,11 +166,22 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             source=self.parameterAsEnumString(parameters, self.SOURCE, context),
             source_settings=imagery.service_settings(self, parameters, context),
             min_valid_fraction=imagery.min_valid_fraction(self, parameters, context),
-            pixel_size_m=grid["pixel_size_m"], crs_wkt=grid["crs_wkt"], band=grid["band"])
+            pixel_size_m=grid["pixel_size_m"], crs_wkt=grid["crs_wkt"], band=grid["band"],
+            pair_options=self._pair_options(parameters, context))
         result = run_annual_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
                 "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
+
+    def _pair_options(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Dict[str, Any]:
+        """A RAFT model file of the user's (e.g. fine-tuned) for every pair; only with the raft engine."""
+        model = self.parameterAsFile(parameters, self.MODEL, context).strip()
+        if not model:
+            return {}
+        if self.parameterAsEnumString(parameters, self.ENGINE, context) != "raft":
+            raise QgsProcessingException("A RAFT model file was given but the engine is not raft: choose raft, "
+                                         "or leave the model empty.")
+        return {"engine_params": {"model_path": model}}
 
     @staticmethod
     def _optional(parameters: Dict[str, Any], name: str, read: Any) -> Any:

@@ -270,3 +270,13 @@ def test_stable_areas_without_outlines(series, annual, tmp_path):
         report = json.load(handle)
     assert "rock.gpkg" in report["stable_ground"]
     assert 1400 < report["pixel_count"] <= 40 * 40   # the 40 x 40 px box, less pixels without a velocity
+
+
+def test_model_file_needs_the_raft_engine(plugin, series, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="engine is not raft"):
+        processing.run("glacierflow:annual_velocity", {"FOLDER": series.folder, "YEAR_A": 2021, "ENGINE": ENGINE,
+                                                       "MODEL": str(tmp_path / "mine.onnx"),
+                                                       "OUTPUT": str(tmp_path / "a.tif")})
