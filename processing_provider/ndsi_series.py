@@ -33,8 +33,10 @@ between their neighbours in time.</p>
 <p>A local folder of Landsat Collection-2 Level-2 files named <code>*_SR_B3.TIF</code> (green) and
 <code>*_SR_B6.TIF</code> (SWIR1), Sentinel-2 <code>*_B03</code> / <code>*_B11</code>, or any files named
 <code>*_green</code> / <code>*_swir1</code> holding reflectance (0-1); or a remote source offering green and
-SWIR1 (<code>planetary_computer_landsat</code>: Landsat 8/9 Collection-2 Level-2 with its qa_pixel cloud
-mask). Months are empty (all) by default: the series covers every season.</p>""" + ip.SEARCH_HELP + """
+SWIR1: <code>planetary_computer_landsat</code> (Landsat 8/9 Collection-2 Level-2 with its qa_pixel cloud
+mask, the papers' data), or Sentinel-2 L2A B03/B11 from <code>earth_search_sentinel2</code>,
+<code>planetary_computer_sentinel2</code> or <code>earth_engine</code> (20 m SWIR1; choose the pixel size).
+Months are empty (all) by default: the series covers every season.</p>""" + ip.SEARCH_HELP + """
 <h3>Output</h3>
 <p>A Cloud Optimized GeoTIFF with one band per window ("NDSI 2019-07-01..2019-09-30", tags WINDOW_START,
 WINDOW_END and FILLED for interpolated windows), unitless masked NDSI 0-1, styled blue to white. It is the
