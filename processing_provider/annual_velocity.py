@@ -127,7 +127,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.REPORT, "Report folder", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
-        model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx, empty: the shipped model)",
+        model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)",
                                            extension="onnx", optional=True)
         model.setFlags(model.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(model)

@@ -115,7 +115,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
                 QgsProcessingParameterNumber(self.PIXEL_SIZE, "Output pixel size (m, 0: image A's)",
                                              QgsProcessingParameterNumber.Double, 0.0, minValue=0.0),
                 QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True),
-                QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx, empty: the shipped model)",
+                QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)",
                                            extension="onnx", optional=True)):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)

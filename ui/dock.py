@@ -17,11 +17,13 @@ from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -75,8 +77,16 @@ class GlacierFlowDock(QgsDockWidget):
         self.area = AreaMode(self.last_folder, self._canvas, body)
         self.forecast = ForecastMode(self.last_folder, self.area, body)
         self.modes = QTabWidget(body)
+        self._pages: Dict[int, QScrollArea] = {}
         for mode in (self.pair, self.area, self.forecast):
-            self.modes.addTab(mode, mode.title)
+            # A scroll area per tab: the dock can be narrow (QGIS users dock it beside the map) without
+            # the widest tab forcing its width on the map canvas.
+            page = QScrollArea(self.modes)
+            page.setWidgetResizable(True)
+            page.setFrameShape(QFrame.Shape.NoFrame)
+            page.setWidget(mode)
+            self._pages[id(mode)] = page
+            self.modes.addTab(page, mode.title)
         layout.addWidget(self.modes)
         layout.addLayout(self._buttons())
         self.progress = QProgressBar(body)
@@ -107,11 +117,11 @@ class GlacierFlowDock(QgsDockWidget):
 
     def current_mode(self) -> Mode:
         """The mode of the visible tab."""
-        return self.modes.currentWidget()
+        return self.modes.currentWidget().widget()
 
     def set_mode(self, mode: Mode) -> None:
         """Show ``mode``'s tab (``dock.pair``, ``dock.area`` or ``dock.forecast``)."""
-        self.modes.setCurrentWidget(mode)
+        self.modes.setCurrentWidget(self._pages[id(mode)])
 
     # ---------------------------------------------------------------- settings
     def last_folder(self) -> str:

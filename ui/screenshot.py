@@ -67,6 +67,8 @@ def _window(app: Any) -> Any:
     window.dock.setMinimumWidth(430)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.dock)
     window.resize(1500, 860)
+    # Docks keep their size hint; give the map the room a user would (layers 250 px, panel 430 px).
+    window.resizeDocks([layers, window.dock], [250, 430], Qt.Orientation.Horizontal)
     window.tree = tree
     return window
 
