@@ -33,10 +33,15 @@ class GlacierFlowPlugin:
         """The required packages that are not installed (the algorithms cannot run without them)."""
         return [d for d in self.missing if d.required]
 
+    def missing_to_load(self) -> List[Dependency]:
+        """The missing packages without which the algorithms and the panel cannot be imported."""
+        return [d for d in self.missing if d.needed_to_load]
+
     def initProcessing(self) -> None:  # noqa: N802
-        """Register the Processing provider; safe to call more than once. Skipped while a required
-        package is missing: its algorithms could not load."""
-        if self.provider is None and not self.missing_required():
+        """Register the Processing provider; safe to call more than once. Skipped while a package needed
+        to load the algorithms is missing; without OpenCV or onnxruntime the algorithms that need them say
+        so when run, and the others work."""
+        if self.provider is None and not self.missing_to_load():
             self.provider = GlacierFlowProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
 
@@ -102,7 +107,7 @@ class GlacierFlowPlugin:
         """Create the dock on first use; from then on the dock keeps the action in step itself."""
         if self.dock is not None or not visible:
             return
-        if self.missing_required():  # the panel's imports would fail: explain instead
+        if self.missing_to_load():  # the panel's imports would fail: explain instead
             self.panel_action.setChecked(False)
             self.show_dependency_dialog()
             return

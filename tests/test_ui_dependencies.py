@@ -18,6 +18,7 @@ from qgis.gui import QgsMessageBar
 from qgis.PyQt.QtWidgets import QPushButton
 
 FAKE = Dependency("glacierflow_test_no_such_module", "no-such-package", "nothing: a test of the check")
+FAKE_CORE = Dependency("glacierflow_test_no_such_core", "no-such-core", "nothing: a test", needed_to_load=True)
 
 
 def wait_for(dialog, timeout: float = 30.0) -> None:
@@ -95,12 +96,12 @@ def test_plugin_loads_without_a_package_and_offers_the_dialog(qgis_processing, r
     from glacierflow.plugin import GlacierFlowPlugin
 
     iface = BarIface(recording_iface)
-    plugin = GlacierFlowPlugin(iface, dependencies=DEPENDENCIES + (FAKE,))
+    plugin = GlacierFlowPlugin(iface, dependencies=DEPENDENCIES + (FAKE_CORE,))
     plugin.initGui()
     try:
-        assert plugin.missing_required() == [FAKE] and plugin.provider is None
+        assert plugin.missing_required() == [FAKE_CORE] and plugin.provider is None
         item = plugin.message_item
-        assert item is not None and "no-such-package" in item.text()
+        assert item is not None and "no-such-core" in item.text()
         install = [b for b in item.findChildren(QPushButton) if b.text() == "Install…"][0]
         install.click()
         assert plugin.dependency_dialog is not None and plugin.dependency_dialog.isVisible()
@@ -111,3 +112,21 @@ def test_plugin_loads_without_a_package_and_offers_the_dialog(qgis_processing, r
     finally:
         plugin.unload()
     assert plugin.dependency_dialog is None and plugin.message_item is None
+
+
+def test_a_missing_runtime_package_still_registers_the_algorithms(qgis_processing, recording_iface):
+    """Without onnxruntime or OpenCV the classical algorithms still work: the provider loads, the install is
+    offered, and only the steps that need the package fail (with how to install it)."""
+    from glacierflow.plugin import GlacierFlowPlugin
+    from qgis.core import QgsApplication
+
+    iface = BarIface(recording_iface)
+    plugin = GlacierFlowPlugin(iface, dependencies=DEPENDENCIES + (FAKE,))
+    plugin.initGui()
+    try:
+        assert plugin.missing_required() == [FAKE] and plugin.missing_to_load() == []
+        assert plugin.provider is not None
+        assert QgsApplication.processingRegistry().algorithmById("glacierflow:velocity_pair") is not None
+        assert plugin.message_item is not None and "no-such-package" in plugin.message_item.text()
+    finally:
+        plugin.unload()

@@ -29,16 +29,22 @@ RUNTIME_REQUIREMENTS = os.path.join(PLUGIN_DIR, "requirements", "runtime.txt")
 
 @dataclass(frozen=True)
 class Dependency:
-    """A Python package the plugin uses: the module it imports and the pip name that provides it."""
+    """A Python package the plugin uses: the module it imports and the pip name that provides it.
+
+    ``required``: the plugin offers to install it when missing. ``needed_to_load``: without it the
+    algorithms and the panel cannot even be imported (numpy); the others are imported only by the
+    steps that use them, which then say how to install them.
+    """
 
     module: str
     package: str
     purpose: str
     required: bool = True
+    needed_to_load: bool = False
 
 
 DEPENDENCIES = (
-    Dependency("numpy", "numpy", "arrays everywhere"),
+    Dependency("numpy", "numpy", "arrays everywhere", needed_to_load=True),
     Dependency("cv2", "opencv-python-headless", "Farneback flow, image alignment and filters"),
     Dependency("onnxruntime", "onnxruntime", "the RAFT engine and the NDSI forecasters"),
     Dependency("ee", "earthengine-api", "the Google Earth Engine imagery source", required=False),
