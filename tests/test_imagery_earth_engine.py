@@ -461,3 +461,20 @@ def test_unsupported_collection_and_missing_package(monkeypatch, tmp_path):
     with pytest.raises(GlacierFlowError, match=r"pip install earthengine-api==1\.7\.50"):
         EarthEngineSource(project=PROJECT, credentials=_credentials(), cache_dir=str(tmp_path)).search(
             AREA, START, END, SUMMER, 30)
+
+
+def test_listing_region_of_an_antimeridian_polygon_is_two_boxes_not_the_globe():
+    from glacierflow.core.imagery import Area
+    from glacierflow.core.imagery.earth_engine import _wgs84_box
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    wgs84 = srs.ExportToWkt()
+    across = Area("POLYGON((179.6 51.2, -179.7 51.2, -179.7 51.6, 179.6 51.6, 179.6 51.2))", wgs84)
+    region = _wgs84_box(across)
+    assert region["type"] == "MultiPolygon" and len(region["coordinates"]) == 2
+    widths = sorted(max(p[0] for p in box[0]) - min(p[0] for p in box[0]) for box in region["coordinates"])
+    assert widths == pytest.approx([0.3, 0.4], abs=1e-6)     # 179.6..180 and -180..-179.7, not 359.3 degrees
+    one_side = _wgs84_box(Area("POLYGON((10 46, 11 46, 11 47, 10 47, 10 46))", wgs84))
+    assert one_side["type"] == "Polygon"

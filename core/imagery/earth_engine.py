@@ -552,13 +552,18 @@ def _wgs84_wkt() -> str:
 
 
 def _wgs84_box(area: Area) -> Dict[str, Any]:
-    """The polygon's bounding box as a GeoJSON polygon in degrees (short enough for a listing URL)."""
-    from ..raster import transform_bounds
+    """The polygon's bounding box as a GeoJSON geometry in degrees (short enough for a listing URL); a polygon
+    crossing the antimeridian gives one box on each side (a MultiPolygon), not a box around the globe."""
+    from .stac import geometry_bounds, polygon_coordinates, query_geometry
 
-    xmin, xmax, ymin, ymax = area.ogr_geometry().GetEnvelope()
-    west, south, east, north = transform_bounds((xmin, ymin, xmax, ymax), area.crs_wkt, _wgs84_wkt())
-    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
-    return {"type": "Polygon", "coordinates": [[[round(x, 7), round(y, 7)] for x, y in ring]]}
+    boxes = []
+    for rings in polygon_coordinates(query_geometry(area)):
+        west, south, east, north = geometry_bounds({"type": "Polygon", "coordinates": rings})
+        ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+        boxes.append([[[round(x, 7), round(y, 7)] for x, y in ring]])
+    if len(boxes) == 1:
+        return {"type": "Polygon", "coordinates": boxes[0]}
+    return {"type": "MultiPolygon", "coordinates": boxes}
 
 
 def _footprint(geometry: Optional[Dict[str, Any]]) -> Tuple[Optional[Tuple[float, float, float, float]], str]:

@@ -333,7 +333,7 @@ def query_geometry(area: Area) -> dict:
     transform = osr.CoordinateTransformation(spatial_reference(area.crs_wkt), wgs84)
     if polygon.Transform(transform) != 0:
         raise GlacierFlowError("The search area cannot be expressed in longitude and latitude: check its CRS.")
-    polygons = _polygon_coordinates(json.loads(polygon.ExportToJson()))
+    polygons = polygon_coordinates(json.loads(polygon.ExportToJson()))
     parts: List[list] = []
     for rings in polygons:
         parts.extend(_split_at_antimeridian([_unwrap(ring, rings[0][0][0]) for ring in rings], ogr))
@@ -344,7 +344,7 @@ def query_geometry(area: Area) -> dict:
     return {"type": "MultiPolygon", "coordinates": parts}
 
 
-def _polygon_coordinates(geojson: dict) -> List[list]:
+def polygon_coordinates(geojson: dict) -> List[list]:
     """The coordinate lists of every polygon in a GeoJSON Polygon, MultiPolygon or GeometryCollection."""
     kind = geojson.get("type")
     if kind == "Polygon":
@@ -352,7 +352,7 @@ def _polygon_coordinates(geojson: dict) -> List[list]:
     if kind == "MultiPolygon":
         return list(geojson["coordinates"])
     if kind == "GeometryCollection":
-        return [rings for part in geojson.get("geometries", []) for rings in _polygon_coordinates(part)]
+        return [rings for part in geojson.get("geometries", []) for rings in polygon_coordinates(part)]
     return []
 
 
@@ -383,7 +383,7 @@ def _split_at_antimeridian(rings: List[List[List[float]]], ogr: Any) -> List[lis
         piece = polygon.Intersection(box)
         if piece is None or piece.IsEmpty() or piece.GetArea() <= 0.0:
             continue
-        for rings_of_piece in _polygon_coordinates(json.loads(piece.ExportToJson())):
+        for rings_of_piece in polygon_coordinates(json.loads(piece.ExportToJson())):
             parts.append(_rounded([[[lon + offset, lat] for lon, lat, *_ in ring] for ring in rings_of_piece]))
     return parts
 
@@ -395,7 +395,7 @@ def _rounded(rings: List[List[List[float]]]) -> list:
 def query_bbox(geometry: dict) -> Tuple[float, float, float, float]:
     """The STAC bbox (west, south, east, north) of a query geometry; west > east when split at the antimeridian."""
     west, south, east, north = geometry_bounds(geometry)
-    parts = [geometry_bounds({"type": "Polygon", "coordinates": rings}) for rings in _polygon_coordinates(geometry)]
+    parts = [geometry_bounds({"type": "Polygon", "coordinates": rings}) for rings in polygon_coordinates(geometry)]
     eastern = [part for part in parts if part[2] >= 180.0]
     western = [part for part in parts if part[0] <= -180.0]
     if eastern and western and len(parts) > 1:
@@ -421,7 +421,7 @@ class _Intersects:
 
 def geometry_bounds(geometry: dict) -> Tuple[float, float, float, float]:
     """(west, south, east, north) in degrees of a GeoJSON Polygon or MultiPolygon."""
-    points = [p for rings in _polygon_coordinates(geometry) for ring in rings for p in ring]
+    points = [p for rings in polygon_coordinates(geometry) for ring in rings for p in ring]
     return (min(p[0] for p in points), min(p[1] for p in points),
             max(p[0] for p in points), max(p[1] for p in points))
 
