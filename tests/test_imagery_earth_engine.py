@@ -137,8 +137,9 @@ def _direct_warp(path: str, grid: Grid) -> np.ndarray:
 
 
 def _cache_files(tmp_path: Path) -> List[str]:
+    """The fetched arrays in the cache (the search's remembered valid fractions are not fetches)."""
     folder = tmp_path / "cache"
-    return sorted(os.listdir(folder)) if folder.is_dir() else []
+    return sorted(n for n in os.listdir(folder) if n != "valid_fraction") if folder.is_dir() else []
 
 
 # --- search ---------------------------------------------------------------------------------------------------

@@ -314,9 +314,14 @@ def test_valid_fraction_reads_only_the_mask_keeps_snow_and_drops_cloudy_scenes(w
     assert read == {"pc/landsat/qa_clear.tif", "pc/landsat/qa_cloudy.tif"}
     size = os.path.getsize(world.folder / "files/pc/landsat/qa_cloudy.tif")
     assert world.files.bytes_sent["pc/landsat/qa_cloudy.tif"] < size / 2  # an overview over the polygon only
-    strict = pc_source(world, tmp_path, min_valid_fraction=0.7)
+    before = len(world.files.log)
+    strict = pc_source(world, tmp_path, min_valid_fraction=0.7, valid_resolution=120.0)
     assert ids(strict.search(AOI, *YEAR_2021, months=SUMMER, max_cloud=50)) == ["LC08_L2SP_198015_20210710_02_T1"]
     assert strict.rejected["too little valid area"] == 1
+    assert len(world.files.log) == before  # the fractions were remembered: no mask is read again
+    coarser = pc_source(world, tmp_path, valid_fraction=True)   # another mask resolution: measured again
+    coarser.search(AOI, *YEAR_2021, months=SUMMER, max_cloud=50)
+    assert len(world.files.log) > before
 
 
 # --- fetch: scaling, masks, windows, cache --------------------------------------------------------------------

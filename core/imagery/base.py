@@ -193,6 +193,29 @@ class SceneCache:
             raise
         return path
 
+    def valid_fraction(self, scene: Scene, area: Area, resolution_m: float, compute: Callable[[], float]) -> float:
+        """``compute()`` (a scene's usable share of ``area``, 0-1) once per scene version, area and mask
+        resolution; later searches read it back from a small JSON entry instead of the service."""
+        identity = json.dumps([scene.source, scene.id, scene.href, scene.version, str(area.geometry), area.crs_wkt,
+                               float(resolution_m)], sort_keys=True, default=str)
+        folder = os.path.join(self.folder, "valid_fraction")
+        path = os.path.join(folder, hashlib.sha256(identity.encode("utf-8")).hexdigest()[:24] + ".json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return float(json.load(handle)["valid_fraction"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        value = float(compute())
+        os.makedirs(folder, exist_ok=True)
+        temporary = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump({"scene": scene.id, "valid_fraction": value}, handle)
+            os.replace(temporary, path)
+        except OSError:
+            _remove_quietly(temporary)   # a read-only cache only costs a re-read next time
+        return value
+
     def fetch(self, scene: Scene, grid: Grid, read: Callable[[], np.ndarray], band: str = "") -> np.ndarray:
         """The cached array, or ``read()`` stored then returned."""
         cached = self.get(scene, grid, band)

@@ -279,7 +279,9 @@ class EarthEngineSource:
             scene = self._scene_of(asset)
             reason = scene_matches(scene, start, end, months, max_cloud)
             if reason is None:
-                scene = replace(scene, valid_fraction=self.valid_fraction(scene, area, coarse))
+                fraction = self.cache.valid_fraction(scene, area, self.valid_scale_m,
+                                                     lambda: self.valid_fraction(scene, area, coarse))
+                scene = replace(scene, valid_fraction=fraction)
                 if scene.valid_fraction < self.min_valid_fraction:
                     reason = "with too little of the area usable"
             if reason is None:

@@ -218,7 +218,8 @@ class StacSource:
     # --- valid fraction -------------------------------------------------------------------------------
 
     def _with_valid_fraction(self, scene: Scene, area: Area) -> Tuple[Scene, Optional[str]]:
-        fraction = self.valid_fraction_of(scene, area)
+        fraction = self.cache.valid_fraction(scene, area, self.valid_resolution,
+                                             lambda: self.valid_fraction_of(scene, area))
         scene = replace(scene, valid_fraction=fraction)
         if self.min_valid_fraction is not None and fraction < self.min_valid_fraction:
             return scene, "too little valid area"
