@@ -31,8 +31,10 @@ windows of <b>window months</b> (3, calendar quarters), and empty windows filled
 between their neighbours in time.</p>
 <h3>Imagery</h3>
 <p>A local folder of Landsat Collection-2 Level-2 files named <code>*_SR_B3.TIF</code> (green) and
-<code>*_SR_B6.TIF</code> (SWIR1), Sentinel-2 <code>*_B03</code> / <code>*_B11</code>, or any files named
-<code>*_green</code> / <code>*_swir1</code> holding reflectance (0-1); or a remote source offering green and
+<code>*_SR_B6.TIF</code> (SWIR1), Sentinel-2 <code>*_B03</code> / <code>*_B11</code> (read as DN / 10000:
+remove the +1000 DN offset of processing baseline 04.00 and later first, or use a remote source, which
+does), or any files named <code>*_green</code> / <code>*_swir1</code> holding reflectance (0-1);
+or a remote source offering green and
 SWIR1: <code>planetary_computer_landsat</code> (Landsat 8/9 Collection-2 Level-2 with its qa_pixel cloud
 mask, the papers' data), or Sentinel-2 L2A B03/B11 from <code>earth_search_sentinel2</code>,
 <code>planetary_computer_sentinel2</code> or <code>earth_engine</code> (20 m SWIR1; choose the pixel size).

@@ -28,7 +28,9 @@ from .series import NdsiSeries, add_months, as_utc, build_ndsi_series, landsat_r
 
 PRODUCT_SERIES = "GlacierFlow NDSI series"
 NDSI_PIXEL_SIZE_M = 30.0   # Landsat green and SWIR1
-# Local file names: suffix -> (band, scaling). Landsat C2 L2 DN -> reflectance; Sentinel-2 L2A DN / 10000.
+# Local file names: suffix -> (band, scaling). Landsat C2 L2 DN -> reflectance; Sentinel-2 L2A DN / 10000
+# (a local file does not say its processing baseline, so the +1000 DN offset of baseline >= 04.00 must
+# already be removed; the remote sources remove it from the item's metadata).
 LOCAL_BANDS: Tuple[Tuple[str, str, str], ...] = (
     ("_SR_B3", "green", "landsat_c2"), ("_SR_B6", "swir1", "landsat_c2"),
     ("_B03", "green", "sentinel2"), ("_B11", "swir1", "sentinel2"),
