@@ -10,7 +10,6 @@ from typing import Any, Dict, Optional
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
@@ -167,21 +166,11 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             source_settings=imagery.service_settings(self, parameters, context),
             min_valid_fraction=imagery.min_valid_fraction(self, parameters, context),
             pixel_size_m=grid["pixel_size_m"], crs_wkt=grid["crs_wkt"], band=grid["band"],
-            pair_options=self._pair_options(parameters, context))
+            pair_options={"engine_params": self.raft_model(parameters, context)})
         result = run_annual_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
                 "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
-
-    def _pair_options(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Dict[str, Any]:
-        """A RAFT model file of the user's (e.g. fine-tuned) for every pair; only with the raft engine."""
-        model = self.parameterAsFile(parameters, self.MODEL, context).strip()
-        if not model:
-            return {}
-        if self.parameterAsEnumString(parameters, self.ENGINE, context) != "raft":
-            raise QgsProcessingException("A RAFT model file was given but the engine is not raft: choose raft, "
-                                         "or leave the model empty.")
-        return {"engine_params": {"model_path": model}}
 
     @staticmethod
     def _optional(parameters: Dict[str, Any], name: str, read: Any) -> Any:

@@ -79,6 +79,27 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
                 "'python -m pip install -r requirements/train.txt' from the plugin folder, then restart QGIS."
             ) from None
 
+    @staticmethod
+    def run_training(train: Any) -> Any:
+        """``train()`` with its cancel (InterruptedError) and bad-input (ValueError) ends as Processing errors."""
+        try:
+            return train()
+        except InterruptedError:
+            raise QgsProcessingException("Cancelled: no model was written.") from None
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from None
+
+    def raft_model(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Dict[str, Any]:
+        """The engine parameters for a RAFT model file of the user's (parameter MODEL, e.g. a fine-tuned one):
+        {"model_path": file}, or {} when none is given; a file with another engine than raft is refused."""
+        model = self.parameterAsFile(parameters, "MODEL", context).strip()
+        if not model:
+            return {}
+        if self.parameterAsEnumString(parameters, "ENGINE", context) != "raft":
+            raise QgsProcessingException("A RAFT model file was given but the engine is not raft: choose raft, "
+                                         "or leave the model empty.")
+        return {"model_path": model}
+
     def raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
         """The file behind raster parameter ``name``; core reads files, not layers."""
         layer = self.parameterAsRasterLayer(parameters, name, context)

@@ -101,18 +101,13 @@ class FineTuneRaftAlgorithm(GlacierFlowAlgorithm):
         if not os.path.exists(checkpoint):
             raise QgsProcessingException(f"Checkpoint {checkpoint} not found: choose a RAFT training checkpoint.")
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        try:
-            result = finetune.finetune(
-                pairs, output, checkpoint, labels=self.parameterAsEnumString(parameters, self.LABELS, context),
-                steps=self.parameterAsInt(parameters, self.STEPS, context),
-                batch=self.parameterAsInt(parameters, self.BATCH, context),
-                crop=self.parameterAsInt(parameters, self.CROP, context),
-                lr=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
-                feedback=feedback.pushInfo, is_cancelled=feedback.isCanceled, progress=feedback.setProgress)
-        except InterruptedError:
-            raise QgsProcessingException("Cancelled: no model was written.") from None
-        except ValueError as error:
-            raise QgsProcessingException(str(error)) from None
+        result = self.run_training(lambda: finetune.finetune(
+            pairs, output, checkpoint, labels=self.parameterAsEnumString(parameters, self.LABELS, context),
+            steps=self.parameterAsInt(parameters, self.STEPS, context),
+            batch=self.parameterAsInt(parameters, self.BATCH, context),
+            crop=self.parameterAsInt(parameters, self.CROP, context),
+            lr=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
+            feedback=feedback.pushInfo, is_cancelled=feedback.isCanceled, progress=feedback.setProgress))
         key = "epe_vs_labels_median_px"
         return {self.OUTPUT: result.output, "EPE_BEFORE": result.before.get(key),
                 "EPE_AFTER": result.after.get(key)}

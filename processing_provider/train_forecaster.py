@@ -9,7 +9,6 @@ from typing import Any, Dict, Optional
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
@@ -94,21 +93,16 @@ class TrainForecasterAlgorithm(GlacierFlowAlgorithm):
         from ..core.forecast.jobs import read_ndsi_series
 
         series = [read_ndsi_series(path) for path in self.raster_paths(parameters, self.SERIES, context)]
-        try:
-            result = fit.fit_on_series(
-                self.parameterAsEnumString(parameters, self.ARCHITECTURE, context), series,
-                self.parameterAsFileOutput(parameters, self.OUTPUT, context),
-                epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
-                patience=self.parameterAsInt(parameters, self.PATIENCE, context),
-                lr=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
-                batch=self.parameterAsInt(parameters, self.BATCH, context),
-                stride=self.parameterAsInt(parameters, self.STRIDE, context),
-                generated=self.parameterAsInt(parameters, self.GENERATED, context),
-                log=feedback.pushInfo, progress=feedback.setProgress, is_cancelled=feedback.isCanceled)
-        except InterruptedError:
-            raise QgsProcessingException("Cancelled: no model was written.") from None
-        except ValueError as error:
-            raise QgsProcessingException(str(error)) from None
+        result = self.run_training(lambda: fit.fit_on_series(
+            self.parameterAsEnumString(parameters, self.ARCHITECTURE, context), series,
+            self.parameterAsFileOutput(parameters, self.OUTPUT, context),
+            epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+            patience=self.parameterAsInt(parameters, self.PATIENCE, context),
+            lr=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
+            batch=self.parameterAsInt(parameters, self.BATCH, context),
+            stride=self.parameterAsInt(parameters, self.STRIDE, context),
+            generated=self.parameterAsInt(parameters, self.GENERATED, context),
+            log=feedback.pushInfo, progress=feedback.setProgress, is_cancelled=feedback.isCanceled))
         return {self.OUTPUT: result.output, "TEST_MSE": result.test["model"]["mse"],
                 "PERSISTENCE_MSE": result.test["persistence"]["mse"],
                 "CLIMATOLOGY_MSE": result.test["climatology"]["mse"]}

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
     QgsProcessingParameterCrs,
@@ -138,7 +137,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             grid_request=self._grid_request(parameters, context),
-            engine_params=self._engine_params(parameters, context),
+            engine_params=self.raft_model(parameters, context),
         )
         result = run_pair_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output}
@@ -159,16 +158,6 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
         wkt = crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL) if crs.isValid() else None
         return GridRequest(wkt, pixel_size or None, bounds)
-
-    def _engine_params(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Dict[str, Any]:
-        """A RAFT model file chosen by the user (a fine-tuned one), passed to the raft engine only."""
-        model = self.parameterAsFile(parameters, self.MODEL, context).strip()
-        if not model:
-            return {}
-        if self.parameterAsEnumString(parameters, self.ENGINE, context) != "raft":
-            raise QgsProcessingException("A RAFT model file was given but the engine is not raft: choose raft, "
-                                         "or leave the model empty.")
-        return {"model_path": model}
 
     def _band(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
         if self.is_unset(parameters, name):
