@@ -14,23 +14,19 @@ from typing import Any, Callable, Dict, List, Optional
 from qgis.core import (
     QgsApplication,
     QgsGeometry,
-    QgsMapLayerProxyModel,
     QgsProcessingAlgorithm,
     QgsProcessingUtils,
     QgsProject,
     QgsSettings,
     QgsVectorLayer,
 )
-from qgis.gui import QgsFileWidget, QgsMapCanvas, QgsMapLayerComboBox
+from qgis.gui import QgsFileWidget, QgsMapCanvas
 from qgis.PyQt.QtCore import QDate
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLineEdit,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +38,7 @@ from .map_tool import PolygonMapTool, set_area
 from .parameter_widgets import UNSET, ParameterField, field_for
 from .stake_layers import stake_layer
 from .vector_export import polygon_file
-from .widgets import engine_combo, output_widget, restore_engine, spin_box
+from .widgets import AreaPicker, engine_combo, output_widget, polygon_layer_combo, restore_engine, spin_box
 
 ALGORITHM_ID = "glacierflow:" + Annual.ALGORITHM_ID
 SETTINGS = "glacierflow/dock/area/"
@@ -106,28 +102,12 @@ class AreaMode(QWidget):
     # ----------------------------------------------------------------- widgets
     def _area_form(self) -> QFormLayout:
         form = QFormLayout()
-        self.area_layer = QgsMapLayerComboBox(self)
-        self.area_layer.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
-        self.area_layer.setAllowEmptyLayer(True)
-        self.area_layer.setLayer(None)
-        self.draw_button = QToolButton(self)
-        self.draw_button.setText("Draw")
-        self.draw_button.setCheckable(True)
-        self.draw_button.setToolTip("Draw the glacier area on the map: left click adds a vertex, right click or "
-                                    "double click finishes, Backspace removes the last vertex, Esc cancels")
-        self.draw_button.toggled.connect(self._toggle_drawing)
-        row = QHBoxLayout()
-        row.addWidget(self.area_layer, 1)
-        row.addWidget(self.draw_button)
-        self.selected_only = QCheckBox("Selected polygons only", self)
-        self.outlines = QgsMapLayerComboBox(self)
-        self.outlines.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
-        self.outlines.setAllowEmptyLayer(True)
-        self.outlines.setLayer(None)
+        picker = AreaPicker(self, self._toggle_drawing)
+        self.area_layer, self.draw_button, self.selected_only = picker.layer, picker.draw_button, picker.selected_only
+        picker.add_rows(form)
+        self.outlines = polygon_layer_combo(self)
         self.outlines.setToolTip("Optional glacier outlines (e.g. RGI): the ground around them is the stable "
                                  "ground of the uncertainty statistics")
-        form.addRow("Area (polygon)", row)
-        form.addRow("", self.selected_only)
         form.addRow("Glacier outlines", self.outlines)
         return form
 

@@ -14,25 +14,21 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from qgis.core import (
     QgsApplication,
     QgsGeometry,
-    QgsMapLayerProxyModel,
     QgsProcessingAlgorithm,
     QgsProcessingOutputNumber,
     QgsProcessingUtils,
     QgsSettings,
     QgsVectorLayer,
 )
-from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QDate
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDateEdit,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QSpinBox,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +42,7 @@ from .forecast_layers import FORECAST_GROUP, ForecastLayers, load_forecast
 from .parameter_widgets import UNSET, ParameterField, field_for
 from .task import ChainStep
 from .vector_export import polygon_file
+from .widgets import AreaPicker
 
 SERIES_ID = "glacierflow:" + Series.ALGORITHM_ID
 FORECAST_ID = "glacierflow:" + Forecast.ALGORITHM_ID
@@ -119,21 +116,9 @@ class ForecastMode(QWidget):
     # ----------------------------------------------------------------- widgets
     def _area_form(self) -> QFormLayout:
         form = QFormLayout()
-        self.area_layer = QgsMapLayerComboBox(self)
-        self.area_layer.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
-        self.area_layer.setAllowEmptyLayer(True)
-        self.area_layer.setLayer(None)
-        self.draw_button = QToolButton(self)
-        self.draw_button.setText("Draw")
-        self.draw_button.setCheckable(True)
-        self.draw_button.setToolTip(self.area.draw_button.toolTip())
-        self.draw_button.toggled.connect(self._toggle_drawing)
-        row = QHBoxLayout()
-        row.addWidget(self.area_layer, 1)
-        row.addWidget(self.draw_button)
-        self.selected_only = QCheckBox("Selected polygons only", self)
-        form.addRow("Area (polygon)", row)
-        form.addRow("", self.selected_only)
+        picker = AreaPicker(self, self._toggle_drawing)
+        self.area_layer, self.draw_button, self.selected_only = picker.layer, picker.draw_button, picker.selected_only
+        picker.add_rows(form)
         return form
 
     def _search_form(self) -> QFormLayout:

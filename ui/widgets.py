@@ -10,10 +10,12 @@ from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QFormLayout,
     QHBoxLayout,
     QSpinBox,
     QTextBrowser,
@@ -23,6 +25,38 @@ from qgis.PyQt.QtWidgets import (
 )
 
 RASTER_FILTER = "Rasters (*.tif *.tiff *.TIF *.TIFF *.jp2 *.vrt *.img);;All files (*)"
+DRAW_TIP = ("Draw the glacier area on the map: left click adds a vertex, right click or double click finishes, "
+            "Backspace removes the last vertex, Esc cancels")
+
+
+def polygon_layer_combo(parent: QWidget) -> QgsMapLayerComboBox:
+    """A combo of the project's polygon layers, empty by default."""
+    combo = QgsMapLayerComboBox(parent)
+    combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+    combo.setAllowEmptyLayer(True)
+    combo.setLayer(None)
+    return combo
+
+
+class AreaPicker:
+    """The glacier area of a tab: a polygon layer, a checkable Draw button and "Selected polygons only"."""
+
+    def __init__(self, parent: QWidget, on_draw: Callable[[bool], None]) -> None:
+        self.layer = polygon_layer_combo(parent)
+        self.draw_button = QToolButton(parent)
+        self.draw_button.setText("Draw")
+        self.draw_button.setCheckable(True)
+        self.draw_button.setToolTip(DRAW_TIP)
+        self.draw_button.toggled.connect(on_draw)
+        self.selected_only = QCheckBox("Selected polygons only", parent)
+
+    def add_rows(self, form: QFormLayout) -> None:
+        """Put the area rows into ``form``."""
+        row = QHBoxLayout()
+        row.addWidget(self.layer, 1)
+        row.addWidget(self.draw_button)
+        form.addRow("Area (polygon)", row)
+        form.addRow("", self.selected_only)
 
 
 class RasterPicker(QWidget):
