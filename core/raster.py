@@ -365,17 +365,18 @@ class ProductWriter:
             raise GlacierFlowError(f"Writing the Cloud Optimized GeoTIFF failed: {gdal.GetLastErrorMsg()}")
         result = None
         os.replace(self._cog_path, self.path)
-        _remove_quietly(self._work_path)
+        remove_quietly(self._work_path)
         return self.path
 
     def abort(self) -> None:
         """Remove every temporary file; the output path is left untouched."""
         self._dataset = None
         for path in (self._work_path, self._cog_path):
-            _remove_quietly(path)
+            remove_quietly(path)
 
 
-def _remove_quietly(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Delete ``path`` and its GDAL ``.aux.xml`` sidecar if they exist (clean-up after a failed write)."""
     for candidate in (path, path + ".aux.xml"):
         try:
             os.remove(candidate)

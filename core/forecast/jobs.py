@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled, StageFeedback
 from ..grid import Grid
+from ..raster import remove_quietly
 from .series import NdsiSeries, add_months, as_utc, build_ndsi_series, landsat_reflectance
 
 PRODUCT_SERIES = "GlacierFlow NDSI series"
@@ -298,7 +299,8 @@ def run_forecast_job(job: ForecastJob, feedback: Optional[Feedback] = None) -> F
                                                series.window_months))
     except BaseException:
         for path in written:
-            _remove_quietly(path)
+            for target in (path, os.path.splitext(path)[0] + ".qml"):
+                remove_quietly(target)
         raise
     feedback.progress(100.0)
     feedback.info(f"Forecast of {len(starts)} windows from {starts[0]:%Y-%m-%d} -> {job.output}")
@@ -363,9 +365,3 @@ def _short(value: Any) -> str:
     return text if len(text) < 400 else text[:400] + " ..."
 
 
-def _remove_quietly(path: str) -> None:
-    for target in (path, os.path.splitext(path)[0] + ".qml"):
-        try:
-            os.remove(target)
-        except FileNotFoundError:
-            pass

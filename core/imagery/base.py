@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import GlacierFlowError
 from ..grid import Grid
+from ..raster import remove_quietly
 
 Bounds = Tuple[float, float, float, float]
 DEFAULT_MONTHS = "6-10"  # June to October: the papers' melt-season window
@@ -173,7 +174,7 @@ class SceneCache:
         except (OSError, ValueError, EOFError):
             array = None
         if array is None or array.shape != grid.shape or array.dtype != np.float32:
-            _remove_quietly(path)
+            remove_quietly(path)
             return None
         return array
 
@@ -189,7 +190,7 @@ class SceneCache:
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
         except BaseException:
-            _remove_quietly(temporary)
+            remove_quietly(temporary)
             raise
         return path
 
@@ -213,7 +214,7 @@ class SceneCache:
                 json.dump({"scene": scene.id, "valid_fraction": value}, handle)
             os.replace(temporary, path)
         except OSError:
-            _remove_quietly(temporary)   # a read-only cache only costs a re-read next time
+            remove_quietly(temporary)   # a read-only cache only costs a re-read next time
         return value
 
     def fetch(self, scene: Scene, grid: Grid, read: Callable[[], np.ndarray], band: str = "") -> np.ndarray:
@@ -226,13 +227,6 @@ class SceneCache:
             raise GlacierFlowError(f"Scene '{scene.id}' came back as {array.shape}, not the grid's {grid.shape}.")
         self.put(scene, grid, array, band)
         return array
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def parse_months(text: Optional[str]) -> Optional[Set[int]]:

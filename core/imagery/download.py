@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
 from ..grid import Grid
+from ..raster import remove_quietly
 from .base import ImageSource, Scene
 
 PRODUCT_TAG = "scene_download"
@@ -157,19 +158,11 @@ def _write_scene(path: str, scene: Scene, grid: Grid, array: np.ndarray, band: s
         written = None
         os.replace(temporary, path)
     except BaseException:
-        _remove_quietly(temporary)
+        remove_quietly(temporary)
         raise
     finally:
         memory = None
     return path
-
-
-def _remove_quietly(path: str) -> None:
-    for candidate in (path, path + ".aux.xml"):
-        try:
-            os.remove(candidate)
-        except FileNotFoundError:
-            pass
 
 
 # --- the table of downloaded files ------------------------------------------------------------------------
@@ -203,7 +196,7 @@ def write_download_table(paths: Sequence[str], csv_path: str) -> str:
             writer.writerows(describe_downloads(paths))
         os.replace(temporary, csv_path)
     except BaseException:
-        _remove_quietly(temporary)
+        remove_quietly(temporary)
         raise
     return csv_path
 
