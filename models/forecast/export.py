@@ -16,7 +16,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import warnings
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..raft.export import onnx_session, read_card, write_card
+from ..raft.export import encode_card, onnx_session, read_card, write_card
 from .common import count_parameters
 from .data import TEST_SEEDS, DataSpec
 from .registry import architecture, build_model
@@ -90,14 +89,8 @@ def model_card(family: str, model: nn.Module, training_data: dict[str, Any] | st
         "output_range": [0.0, 1.0],
         "residual": "change added to a learned linear combination of input frames initialised to the last "
                     "frame (persistence), clamped to [0, 1]",
-        "training_data": training_data,
-        "metrics": metrics,
-        "opset": 17,
-        "framework": f"torch {torch.__version__}",
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
-    card.update(extra)
-    return {k: json.dumps(v) for k, v in card.items()}
+    return encode_card(card, training_data, metrics, **extra)
 
 
 def export_onnx(model: nn.Module, path: str, card: dict[str, str] | None = None, opset: int = 17) -> str:

@@ -88,12 +88,17 @@ def model_card(model: RAFT, iters: int, training_data: dict[str, Any] | str,
         "min_size": MIN_SIZE,
         "multiple": MULTIPLE,
         "iterations": iters,
-        "training_data": training_data,
-        "metrics": metrics,
-        "opset": 17,
-        "framework": f"torch {torch.__version__}",
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
+    return encode_card(card, training_data, metrics, **extra)
+
+
+def encode_card(card: dict[str, Any], training_data: dict[str, Any] | str, metrics: dict[str, Any],
+                **extra: Any) -> dict[str, str]:
+    """``card`` completed with what every model card carries (training data, measured metrics, opset,
+    framework, creation time) and ``extra``, as ``metadata_props`` entries: every value JSON-encoded."""
+    card = dict(card, training_data=training_data, metrics=metrics, opset=17,
+                framework=f"torch {torch.__version__}",
+                created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
     card.update(extra)
     return {k: json.dumps(v) for k, v in card.items()}
 
