@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.data import TEST_SEEDS, TRAIN_SEEDS, VALIDATION_SEEDS, GlacierFlowDataset, augment, preprocess_for_flow  # noqa: E402
+from models.data import TEST_SEEDS, TRAIN_SEEDS, VALIDATION_SEEDS, GlacierFlowDataset, augment, frame_motion, preprocess_for_flow  # noqa: E402
 from models.raft.correlation import CorrBlock, grid_sample_lookup, window_lookup  # noqa: E402
 from models.raft.export import REQUIRED_CARD_KEYS, export_onnx, model_card, read_card, verify  # noqa: E402
 from models.raft.raft import RAFT, RAFTConfig, pad_to_multiple, padding_for, unpad  # noqa: E402
@@ -169,6 +169,27 @@ def test_augmentation_moves_flow_vectors_with_the_image(k: int, flip: bool) -> N
     ra, ca = np.unravel_index(np.argmax(a2[0]), a2[0].shape)
     rb, cb = np.unravel_index(np.argmax(b2[0]), b2[0].shape)
     assert (cb - ca, rb - ra) == (f2[0, ra, ca], f2[1, ra, ca])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_frame_motion_keeps_the_truth_exact(seed: int) -> None:
+    """Image 2 moved by a translation and a smooth field: sampling it along the new truth gives
+    back the original image 2 sampled along the old truth (here: the identity)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.random((160, 160)).astype(np.float32), (0, 0), 2.5)
+    flow = np.zeros((2, 160, 160), np.float32)
+    moved, truth = frame_motion(np.random.default_rng(seed), texture, flow, probability=1.0)
+    cols, rows = np.meshgrid(np.arange(160, dtype=np.float32), np.arange(160, dtype=np.float32))
+    back = cv2.remap(moved, cols + truth[0], rows + truth[1], cv2.INTER_CUBIC, borderValue=float("nan"))
+    inner = (slice(24, -24), slice(24, -24))
+    shift = float(np.nanmean(np.hypot(*truth)[inner]))
+    assert shift > 0.05                                              # the frame did move
+    error = np.nanmedian(np.abs(back - texture)[inner])
+    stale = np.nanmedian(np.abs(cv2.remap(moved, cols, rows, cv2.INTER_CUBIC) - texture)[inner])
+    assert error < 0.1 * stale                                       # the truth follows the motion
+    assert np.isnan(moved).any() or shift < 1                        # what came from outside is no data
 
 
 def test_sobel_channels_rotate_like_vectors() -> None:
