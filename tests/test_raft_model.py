@@ -16,7 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.data import TEST_SEEDS, TRAIN_SEEDS, VALIDATION_SEEDS, GlacierFlowDataset, augment, frame_motion, preprocess_for_flow  # noqa: E402
+from models.data import (  # noqa: E402
+    TEST_SEEDS,
+    TRAIN_SEEDS,
+    VALIDATION_SEEDS,
+    GlacierFlowDataset,
+    augment,
+    frame_motion,
+    preprocess_for_flow,
+)
 from models.raft.correlation import CorrBlock, grid_sample_lookup, window_lookup  # noqa: E402
 from models.raft.export import REQUIRED_CARD_KEYS, export_onnx, model_card, read_card, verify  # noqa: E402
 from models.raft.raft import RAFT, RAFTConfig, pad_to_multiple, padding_for, unpad  # noqa: E402

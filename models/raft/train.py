@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                      "scene_size": args.scene_size, "crop": args.crop, "batch": args.batch,
                      "max_displacement_px": args.max_displacement, "train_iters": args.iters,
                      "augmentation": ("8 rotations/flips; shadows, blur, gamma, noise, thin cloud, no-data; "
-                                      "whole-frame motion (co-registration offset up to 4 px, smooth field up to 1.5 px)")}
+                                      "whole-frame motion (co-registration offset up to 4 px, smooth field to 1.5 px)")}
 
     torch.manual_seed(args.seed)
     model = RAFT(RAFTConfig(small=args.small, in_channels=args.in_channels, iters=args.val_iters))
