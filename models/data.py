@@ -11,6 +11,12 @@ cropped (mostly around ice), then augmented by one of the 8 rotations/flips of
 the square, with the flow vectors and the Sobel x/y channels rotated and
 sign-flipped accordingly.
 
+Half of the scenes get an extra surface texture that moves with the ground
+(:func:`surface_texture`): sharp-edged patches and short streaks in some
+regions, flat elsewhere, like the rock outcrops, crevasse fields and
+featureless snow of real Landsat and Sentinel-2 scenes, which the generator's
+smooth textures lack.
+
 Most scenes also get a motion of the whole frame (:func:`frame_motion`): a
 co-registration offset and a smooth misregistration field, added to the
 truth. Without it, ground off the ice never moves in training, and the model
@@ -225,6 +231,7 @@ class GlacierFlowDataset(Dataset):
         a, b = sc["image_a"].copy(), sc["image_b"].copy()
         flow = np.stack([sc["dx"], sc["dy"]]).astype(np.float32)               # (2, S, S)
         if self.augment:
+            a, b = surface_texture(rng, a, b, flow)
             a, b = radiometric_augment(rng, a, b)
             b, flow = frame_motion(rng, b, flow)
         if self.in_channels == 3:                   # grey scenes: the band repeated as RGB
@@ -323,6 +330,73 @@ def radiometric_augment(rng: np.random.Generator, a: np.ndarray, b: np.ndarray
         else:
             b = np.where(hole, np.nan, b)
     return a.astype(np.float32), b.astype(np.float32)
+
+
+def _streaks(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Short parallel streaks (crevasse-like) in 0..1: white noise smeared along a random direction."""
+    import cv2
+
+    long_px, short_px = rng.uniform(3, 9), rng.uniform(0.6, 1.4)
+    half = int(3 * long_px)
+    grid = np.arange(-half, half + 1, dtype=np.float32)
+    cols, rows = np.meshgrid(grid, grid)
+    angle = rng.uniform(0, np.pi)
+    along = cols * np.cos(angle) + rows * np.sin(angle)
+    across = -cols * np.sin(angle) + rows * np.cos(angle)
+    kernel = np.exp(-0.5 * ((along / long_px) ** 2 + (across / short_px) ** 2)).astype(np.float32)
+    smeared = cv2.filter2D(rng.standard_normal(shape).astype(np.float32), -1, kernel / kernel.sum())
+    smeared /= max(float(smeared.std()), 1e-6)
+    return np.clip((smeared - rng.uniform(1.0, 1.8)) / 0.4, 0, 1)
+
+
+def _patches(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Blocky patches with sharp edges (outcrops, debris, snow) in 0..1: thresholded two-scale noise."""
+    noise = _blob(rng, shape, rng.uniform(6, 24)) + 0.4 * _blob(rng, shape, rng.uniform(2, 5))
+    edge = rng.uniform(0.01, 0.05)
+    return np.clip((noise - np.quantile(noise, rng.uniform(0.5, 0.85))) / edge, 0, 1)
+
+
+def surface_texture(rng: np.random.Generator, a: np.ndarray, b: np.ndarray, flow: np.ndarray,
+                    probability: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a texture that moves with the ground onto both images; the truth is unchanged.
+
+    The texture T (patches and/or streaks, dark or bright, inside random regions)
+    is drawn on image 1's grid. Image 2 gets T at x(y), the point of image 1 that
+    the truth carries to y (x + f(x) = y, solved exactly by
+    ``core.synthetic.invert_flow``), so the pair stays consistent with ``flow``.
+    Where no such point exists inside the scene, image 2 becomes no data.
+
+    Args:
+        rng: random generator.
+        a, b: (S, S) images 1 and 2, reflectance-like (about 0..1), NaN = no data.
+        flow: (2, S, S) truth dx, dy px (NaN allowed).
+        probability: chance that a texture is painted.
+
+    Returns:
+        (image 1, image 2) float32.
+    """
+    _repository_on_path()
+    from core.synthetic import bilinear_sample, invert_flow
+
+    if rng.uniform() >= probability:
+        return a, b
+    shape = a.shape
+    kinds = [_patches, _streaks] if rng.uniform() < 0.3 else [[_patches, _streaks][int(rng.integers(2))]]
+    texture = np.maximum.reduce([kind(rng, shape) for kind in kinds])
+    region = np.clip((_blob(rng, shape, rng.uniform(40, 120)) - rng.uniform(0.2, 0.6)) / 0.1, 0, 1)
+    texture = (texture * region).astype(np.float32)
+    h, w = shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    src_col, src_row, residual = invert_flow(np.nan_to_num(flow[0]), np.nan_to_num(flow[1]), cols, rows,
+                                             tol=1e-4, max_iter=20)
+    moved = bilinear_sample(texture, src_col, src_row).astype(np.float32)
+    lost = (residual > 1e-2) | (src_col < 0) | (src_col > w - 1) | (src_row < 0) | (src_row > h - 1)
+    strength, bright = rng.uniform(0.2, 0.8), rng.uniform() < 0.4
+
+    def paint(image: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return image + strength * t * (0.9 - image) if bright else image * (1 - strength * t)
+
+    return paint(a, texture).astype(np.float32), np.where(lost, np.nan, paint(b, moved)).astype(np.float32)
 
 
 def frame_motion(rng: np.random.Generator, b: np.ndarray, flow: np.ndarray,
