@@ -236,6 +236,12 @@ def test_sobel_channels_rotate_like_vectors() -> None:
             assert np.allclose(got * scale, expected, atol=1e-5)
 
 
+def test_engine_benchmark_scenes_are_never_trained_on() -> None:
+    bench = pytest.importorskip("glacierflow.bench.bench_engines")
+    assert bench.HELD_OUT_SEEDS == TEST_SEEDS
+    assert not set(bench.HELD_OUT_SEEDS[:100]) & (set(TRAIN_SEEDS[:3000]) | set(VALIDATION_SEEDS[:100]))
+
+
 def test_preprocess_matches_core() -> None:
     core = pytest.importorskip("glacierflow.core.preprocess")
     if not hasattr(core, "prepare_for_flow"):
