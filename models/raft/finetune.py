@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from .raft import RAFT, pad_to_multiple, unpad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_CHECKPOINT = os.path.join(ROOT, "models", "checkpoints", "raft_small_run1.pt")
+DEFAULT_CHECKPOINT = os.path.join(ROOT, "models", "checkpoints", "raft_small.pt")
 LABEL_MODES = ("horn_schunck", "self_supervised")
 TILE = 256
 MIN_LABELLED_FRACTION = 0.2   # tiles with fewer trusted label pixels teach little
