@@ -23,6 +23,7 @@ from models.data import (  # noqa: E402
     GlacierFlowDataset,
     augment,
     frame_motion,
+    input_gain,
     preprocess_for_flow,
     surface_texture,
 )
@@ -218,6 +219,19 @@ def test_surface_texture_moves_with_the_truth(seed: int) -> None:
     assert np.median(np.abs(back - a)[inner]) < 0.1 * np.median(np.abs(shifted - a)[inner]) + 1e-4
     # Sharp texture edges resampled twice (painting, then this check) leave a few larger residuals.
     assert np.mean(np.abs(back - a)[inner] < 0.05) > 0.9
+
+
+def test_input_gain_scales_both_images_alike() -> None:
+    rng = np.random.default_rng(3)
+    im1, im2 = rng.standard_normal((2, 2, 32, 32)).astype(np.float32)
+    gains = []
+    for _ in range(40):
+        out1, out2 = input_gain(rng, im1, im2)
+        gain = float(np.median(out1 / im1))
+        assert np.allclose(out1, gain * im1, rtol=1e-5) and np.allclose(out2, gain * im2, rtol=1e-5)
+        gains.append(gain)
+    changed = [g for g in gains if g != 1.0]
+    assert 5 < len(changed) < 35 and all(0.6 <= g <= 2.5 for g in changed)
 
 
 def test_sobel_channels_rotate_like_vectors() -> None:

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                      "scene_size": args.scene_size, "crop": args.crop, "batch": args.batch,
                      "max_displacement_px": args.max_displacement, "train_iters": args.iters,
                      "augmentation": ("8 rotations/flips; moving patch and streak textures; shadows, blur, gamma, "
-                                      "noise, thin cloud, no-data; "
+                                      "noise, thin cloud, no-data; input gain 0.6-2.5; "
                                       "whole-frame motion (co-registration offset up to 4 px, smooth field to 1.5 px)")}
 
     torch.manual_seed(args.seed)
