@@ -102,7 +102,7 @@ class AreaMode(QWidget):
     # ----------------------------------------------------------------- widgets
     def _area_form(self) -> QFormLayout:
         form = QFormLayout()
-        picker = AreaPicker(self, self._toggle_drawing)
+        picker = self.area_picker = AreaPicker(self, self._toggle_drawing)
         self.area_layer, self.draw_button, self.selected_only = picker.layer, picker.draw_button, picker.selected_only
         picker.add_rows(form)
         self.outlines = polygon_layer_combo(self)
@@ -216,8 +216,7 @@ class AreaMode(QWidget):
         canvas = self.canvas()
         crs = canvas.mapSettings().destinationCrs() if canvas is not None else QgsProject.instance().crs()
         layer = set_area(QgsProject.instance(), geometry, crs)
-        self.area_layer.setLayer(layer)
-        self.selected_only.setChecked(False)
+        self.area_picker.choose(layer)
         self.stop_drawing()
         return layer
 
@@ -278,7 +277,7 @@ class AreaMode(QWidget):
         year_a, year_b = self.year_a.value(), self.year_b.value()
         if year_b <= year_a:
             raise ValueError(f"Year B ({year_b}) must come after year A ({year_a}).")
-        values: Dict[str, Any] = {imagery_params.SOURCE: source, imagery_params.AREA: self._area_file(),
+        values: Dict[str, Any] = {imagery_params.SOURCE: source, imagery_params.AREA: self.area_picker.polygon_file(),
                                   imagery_params.MONTHS: self.months.text().strip()}
         if source == LOCAL_SOURCE:
             values[imagery_params.FOLDER] = folder
@@ -289,12 +288,6 @@ class AreaMode(QWidget):
         if self.max_cloud.value() != NO_CLOUD_LIMIT:
             values[imagery_params.MAX_CLOUD] = float(self.max_cloud.value())
         return values
-
-    def _area_file(self) -> str:
-        layer = self.area_layer.currentLayer()
-        if not isinstance(layer, QgsVectorLayer):
-            raise ValueError("Draw the glacier area on the map (Draw), or choose a polygon layer.")
-        return polygon_file(layer, self.selected_only.isChecked())
 
     def _output_path(self) -> str:
         path = self.output.filePath().strip()

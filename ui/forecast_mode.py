@@ -41,7 +41,6 @@ from .area_mode import LOCAL_SOURCE, REMOTE_ONLY, AreaMode, source_names
 from .forecast_layers import FORECAST_GROUP, ForecastLayers, load_forecast
 from .parameter_widgets import UNSET, ParameterField, field_for
 from .task import ChainStep
-from .vector_export import polygon_file
 from .widgets import AreaPicker
 
 SERIES_ID = "glacierflow:" + Series.ALGORITHM_ID
@@ -116,7 +115,7 @@ class ForecastMode(QWidget):
     # ----------------------------------------------------------------- widgets
     def _area_form(self) -> QFormLayout:
         form = QFormLayout()
-        picker = AreaPicker(self, self._toggle_drawing)
+        picker = self.area_picker = AreaPicker(self, self._toggle_drawing)
         self.area_layer, self.draw_button, self.selected_only = picker.layer, picker.draw_button, picker.selected_only
         picker.add_rows(form)
         return form
@@ -252,14 +251,12 @@ class ForecastMode(QWidget):
 
     def _adopt_drawn_area(self, _geometry: QgsGeometry) -> None:
         """The Area mode has put the drawn polygon into the "GlacierFlow area" layer: choose it here too."""
-        self.area_layer.setLayer(self.area.area_layer.currentLayer())
-        self.selected_only.setChecked(False)
+        self.area_picker.choose(self.area.area_layer.currentLayer())
 
     def set_polygon(self, geometry: QgsGeometry) -> QgsVectorLayer:
         """Make ``geometry`` (map canvas CRS) the "GlacierFlow area" polygon and choose that layer."""
         layer = self.area.set_polygon(geometry)
-        self.area_layer.setLayer(layer)
-        self.selected_only.setChecked(False)
+        self.area_picker.choose(layer)
         return layer
 
     # ---------------------------------------------------------------- settings
@@ -334,7 +331,7 @@ class ForecastMode(QWidget):
         if self._is_local() and not os.path.isdir(folder):
             raise ValueError("Choose the folder of Landsat green and SWIR1 GeoTIFFs (Folder), or another source.")
         values: Dict[str, Any] = {
-            imagery_params.SOURCE: self.source.currentText(), imagery_params.AREA: self._area_file(),
+            imagery_params.SOURCE: self.source.currentText(), imagery_params.AREA: self.area_picker.polygon_file(),
             imagery_params.START_DATE: start.isoformat(), imagery_params.END_DATE: end.isoformat(),
             Series.WINDOW_MONTHS: self.window_months.value(), Series.THRESHOLD: self.threshold.value()}
         if self._is_local():
@@ -355,12 +352,6 @@ class ForecastMode(QWidget):
         if Forecast.MODEL_FILE in values:
             return os.path.splitext(os.path.basename(values[Forecast.MODEL_FILE]))[0]
         return str(values[Forecast.MODEL])
-
-    def _area_file(self) -> str:
-        layer = self.area_layer.currentLayer()
-        if not isinstance(layer, QgsVectorLayer):
-            raise ValueError("Draw the glacier area on the map (Draw), or choose a polygon layer.")
-        return polygon_file(layer, self.selected_only.isChecked())
 
     def _output_paths(self, start: date, end: date, model: str) -> Tuple[str, str]:
         """Where the series and the forecast go: the output folder, or temporary files."""

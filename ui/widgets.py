@@ -6,7 +6,7 @@ import html
 import os
 from typing import Callable, Optional
 
-from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer
+from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
@@ -23,6 +23,8 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from .vector_export import polygon_file
 
 RASTER_FILTER = "Rasters (*.tif *.tiff *.TIF *.TIFF *.jp2 *.vrt *.img);;All files (*)"
 DRAW_TIP = ("Draw the glacier area on the map: left click adds a vertex, right click or double click finishes, "
@@ -57,6 +59,18 @@ class AreaPicker:
         row.addWidget(self.draw_button)
         form.addRow("Area (polygon)", row)
         form.addRow("", self.selected_only)
+
+    def choose(self, layer: QgsVectorLayer) -> None:
+        """Make ``layer`` (e.g. the one just drawn) the area, all of its polygons."""
+        self.layer.setLayer(layer)
+        self.selected_only.setChecked(False)
+
+    def polygon_file(self) -> str:
+        """The chosen area as a vector file for Processing (selected polygons only when ticked)."""
+        layer = self.layer.currentLayer()
+        if not isinstance(layer, QgsVectorLayer):
+            raise ValueError("Draw the glacier area on the map (Draw), or choose a polygon layer.")
+        return polygon_file(layer, self.selected_only.isChecked())
 
 
 class RasterPicker(QWidget):

@@ -55,6 +55,20 @@ def shipped_model_path() -> Optional[str]:
     return found[0] if found else None
 
 
+def decode_card(metadata: Mapping[str, str], source: str, hint: str) -> Dict[str, Any]:
+    """The model card of an ONNX file: its ``metadata_props``, every value a JSON document.
+
+    Args:
+        metadata: the session's ``custom_metadata_map``.
+        source: the model file, named in the message.
+        hint: what to do when a value is not JSON (e.g. how to re-export).
+    """
+    try:
+        return {key: json.loads(value) for key, value in metadata.items()}
+    except (TypeError, ValueError) as exc:
+        raise GlacierFlowError(f"The model card of {source} is not valid JSON ({exc}); {hint}.") from exc
+
+
 def choose_providers(requested: str, available: Sequence[str]) -> Tuple[List[str], Optional[str]]:
     """Execution providers to ask onnxruntime for, and a note when the request cannot be met.
 
@@ -200,11 +214,7 @@ class ModelCard:
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], source: str) -> "ModelCard":
         """Decode ``metadata_props`` (JSON values) of the model at ``source`` (used in messages)."""
-        try:
-            card = {key: json.loads(value) for key, value in metadata.items()}
-        except (TypeError, ValueError) as exc:
-            raise GlacierFlowError(f"The model card of {source} is not valid JSON ({exc}); re-export the "
-                                   "model with `python -m models.raft.export`.") from exc
+        card = decode_card(metadata, source, "re-export the model with `python -m models.raft.export`")
         missing = [key for key in REQUIRED_CARD_KEYS if key not in card]
         if missing:
             raise GlacierFlowError(f"{source} has no GlacierFlow model card (missing {', '.join(missing)}); "

@@ -11,7 +11,6 @@ execution providers and their options are those of the RAFT engine
 from __future__ import annotations
 
 import glob
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
@@ -20,7 +19,7 @@ import numpy as np
 
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
-from ..flow.raft_onnx import CUDA, choose_providers, plugin_root, session_options
+from ..flow.raft_onnx import CUDA, choose_providers, decode_card, plugin_root, session_options
 
 TASK = "ndsi_forecast"
 REQUIRED_CARD_KEYS = ("task", "version", "input_names", "output_names", "n_in", "n_out", "patch_size",
@@ -83,10 +82,7 @@ class ForecastCard:
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], source: str) -> "ForecastCard":
         """Decode ``metadata_props`` (JSON values) of the model at ``source`` (named in messages)."""
-        try:
-            card = {key: json.loads(value) for key, value in metadata.items()}
-        except (TypeError, ValueError) as exc:
-            raise GlacierFlowError(f"The model card of {source} is not valid JSON ({exc}); {EXPORT_HINT}.") from exc
+        card = decode_card(metadata, source, EXPORT_HINT)
         if card.get("task", TASK) != TASK:
             raise GlacierFlowError(f"{source} is a {card['task']!r} model, not an NDSI forecaster; choose one of "
                                    f"{', '.join(list_shipped_forecasters()) or 'the exported forecasters'}.")
