@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
+from dock_helpers import open_dock, wait_for
 from glacierflow.core.imagery import SOURCE_NAMES
 from glacierflow.core.sample_series import write_sample_series
 from glacierflow.processing_provider import imagery_params
@@ -38,15 +38,7 @@ def series_extent(series):
 
 @pytest.fixture()
 def dock(plugin):
-    from glacierflow.ui.dock import GlacierFlowDock
-
-    widget = GlacierFlowDock(plugin.iface)
-    widget.set_mode(widget.area)
-    yield widget
-    widget.cancel()
-    wait_for(widget)
-    widget.release()
-    widget.deleteLater()
+    yield from open_dock(plugin, "area")
 
 
 @pytest.fixture()
@@ -58,13 +50,6 @@ def canvas(plugin, series_extent):
     canvas.refresh()
     return canvas
 
-
-def wait_for(dock, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while dock.is_running() and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert not dock.is_running(), "the background job did not end in time"
 
 
 def click(canvas, tool, point: QgsPointXY, button=Qt.MouseButton.LeftButton) -> None:

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from dock_helpers import open_dock, wait_for
 from glacierflow.core.arrows import arrow_spacing, sample_arrows, sample_positions
 from glacierflow.core.sample import write_sample
 from glacierflow.core.velocity import direction_degrees
@@ -19,23 +20,8 @@ def small_sample(tmp_path_factory):
 
 @pytest.fixture()
 def dock(plugin):
-    from glacierflow.ui.dock import GlacierFlowDock
+    yield from open_dock(plugin, "pair")
 
-    widget = GlacierFlowDock(plugin.iface)
-    widget.set_mode(widget.pair)  # the last mode is remembered between tests too
-    yield widget
-    widget.cancel()
-    wait_for(widget)
-    widget.deleteLater()
-
-
-def wait_for(dock, timeout: float = 180.0) -> None:
-    """Process Qt events until the dock's background job has ended."""
-    deadline = time.monotonic() + timeout
-    while dock.is_running() and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert not dock.is_running(), "the background job did not end in time"
 
 
 def test_panel_action_toggles_the_dock(plugin):

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from dock_helpers import open_dock, wait_for
 from glacierflow.core.forecast.generator import write_sample_scenes
 from glacierflow.core.forecast.onnx_forecaster import list_shipped_forecasters
 from glacierflow.core.imagery import SOURCE_NAMES
@@ -55,24 +56,8 @@ def sample_extent(sample_folder):
 
 @pytest.fixture()
 def dock(plugin):
-    from glacierflow.ui.dock import GlacierFlowDock
+    yield from open_dock(plugin, "forecast")
 
-    widget = GlacierFlowDock(plugin.iface)
-    widget.set_mode(widget.forecast)
-    yield widget
-    widget.cancel()
-    wait_for(widget)
-    widget.release()
-    widget.deleteLater()
-
-
-def wait_for(dock, timeout: float = 120.0) -> None:
-    """Process Qt events until the dock's background job has ended."""
-    deadline = time.monotonic() + timeout
-    while dock.is_running() and time.monotonic() < deadline:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-    assert not dock.is_running(), "the background job did not end in time"
 
 
 def forget_area_layer() -> None:
