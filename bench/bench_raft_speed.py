@@ -85,10 +85,11 @@ def _fastest(runs: Dict[str, Callable[[], None]], rounds: int) -> Dict[str, floa
     return best
 
 
-def _export_checkpoint(checkpoint: str, iters: int, folder: str) -> Tuple[Any, str]:
-    """(torch model, ONNX path) of a training checkpoint, exported with its card."""
-    from ..models.raft.export import export_onnx, load_checkpoint, model_card
+def _export_checkpoint(checkpoint: str, iters: Optional[int], folder: str) -> Tuple[Any, str]:
+    """(torch model, ONNX path) of a training checkpoint, exported with its card (iters None: the default)."""
+    from ..models.raft.export import EXPORT_ITERATIONS, export_onnx, load_checkpoint, model_card
 
+    iters = iters or EXPORT_ITERATIONS
     model, ckpt = load_checkpoint(checkpoint)
     path = os.path.join(folder, "bench_raft.onnx")
     training = {"checkpoint": os.path.basename(checkpoint), "steps": int(ckpt.get("step", 0))}
@@ -228,7 +229,7 @@ def bench_yahtse(model_path: str, baseline: str) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", help="training checkpoint (.pt) or exported model (.onnx)")
-    parser.add_argument("--iters", type=int, default=12, help="iterations when exporting a checkpoint")
+    parser.add_argument("--iters", type=int, help="iterations when exporting a checkpoint (default: the exporter's)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[256, 512], help="tile sides, px")
     parser.add_argument("--batches", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--count", type=int, default=8, help="tile pairs per measurement")

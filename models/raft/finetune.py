@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .export import EXPORT_ITERATIONS
 from .raft import RAFT, pad_to_multiple, unpad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -201,7 +202,7 @@ def label_error(model: RAFT, tiles: Sequence[LabelledTile], iters: int) -> dict[
 
 def finetune(pairs: Sequence[tuple[str, str]], output: str, checkpoint: str = DEFAULT_CHECKPOINT,
              labels: str = "horn_schunck", steps: int = 300, batch: int = 4, crop: int = 128, lr: float = 5e-5,
-             iters: int = 8, export_iters: int = 12, max_tiles_per_pair: int = 48, seed: int = 0,
+             iters: int = 8, export_iters: int = EXPORT_ITERATIONS, max_tiles_per_pair: int = 48, seed: int = 0,
              feedback: Callable[[str], None] = print, is_cancelled: Callable[[], bool] = lambda: False,
              progress: Callable[[float], None] = lambda p: None) -> FineTuneResult:
     """Fine-tune the RAFT checkpoint on ``pairs`` (earlier, later image paths) and export ``output`` (.onnx).
