@@ -217,15 +217,17 @@ def test_median_filter_removes_isolated_outlier() -> None:
     assert out.dx.dtype == np.float32
 
 
-def test_median_filter_ignores_nan() -> None:
+@pytest.mark.parametrize("size", [5, 9])
+def test_median_filter_ignores_nan(size: int) -> None:
     rng = np.random.default_rng(6)
     field = rng.standard_normal((30, 35)).astype(np.float32)
     field[rng.random(field.shape) < 0.3] = np.nan
-    field[:12, :12] = np.nan  # some 5x5 windows are all NaN
-    out = median_filter_flow(Flow(field, field), 5)
+    field[:12, :12] = np.nan  # some windows are all NaN
+    field[20, 30] = np.inf  # unknown like NaN
+    out = median_filter_flow(Flow(field, field), size)
     # Reference: np.nanmedian over each window, outside the image = NaN.
-    padded = np.pad(field, 2, constant_values=np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (5, 5)).reshape(30, 35, 25)
+    padded = np.pad(np.where(np.isfinite(field), field, np.nan), size // 2, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(30, 35, size * size)
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         expected = np.nanmedian(windows, axis=2)
     assert np.array_equal(np.isnan(out.dx), np.isnan(expected))
