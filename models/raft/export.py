@@ -38,10 +38,10 @@ INPUT_NORMALISATION = (
     "divided by p98 - p2 of the pooled valid gradients (models.data.preprocess_for_flow, "
     "core.preprocess.prepare_for_flow). Pad with 0 to a multiple of 8 and at least 128 px.")
 # Refinement iterations baked into an exported graph. The model trained here with 8 gave the same
-# median error with 3, 4, 6 and 12 (synthetic test scenes with flow up to 8 and up to 24 px, real
-# Yahtse matches; bench/RESULTS.md), and each iteration is ~7 % of a tile's time: 6 keeps a margin
-# for larger motion at half the cost of 12.
-EXPORT_ITERATIONS = 6
+# median error with 3, 4, 6 and 12 on synthetic test scenes with flow up to 8 and up to 24 px and on
+# the real Yahtse matches, and 5 % more than 12 at 32 px (bench/RESULTS.md); with 4 the whole Yahtse
+# pair takes 9.3 s against 20.3 s with 12. Export with --iters 8 or more for faster glaciers.
+EXPORT_ITERATIONS = 4
 REQUIRED_CARD_KEYS = ("task", "version", "architecture", "input_names", "output_names",
                       "input_channels", "input_normalisation", "output", "tile_size", "min_size",
                       "multiple", "iterations", "training_data", "metrics")
