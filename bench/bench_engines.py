@@ -23,7 +23,7 @@ from ..core.pair_velocity import PairJob, run_pair_job
 from ..core.sample import write_sample
 from ..core.validation import endpoint_error_summary
 from ..core.velocity import velocity_to_displacement
-from .render import read_product, read_single_band
+from .render import product_displacement, read_product, read_single_band
 
 # models.data.TEST_SEEDS: never the demo sample (seed 0), never a RAFT training or validation scene.
 HELD_OUT_SEEDS = range(3_000_000_000, 3_000_100_000)
@@ -40,7 +40,7 @@ def score_engine(engine: str, scenes: list, folder: Path, engine_params: Optiona
         seconds += time.perf_counter() - started
         product = read_product(str(output))
         days = float(product["metadata"]["INTERVAL_DAYS"])
-        dx, dy = velocity_to_displacement(product["vx"], product["vy"], product["transform"], days)
+        dx, dy = product_displacement(product)
         tx, ty = velocity_to_displacement(read_single_band(sample.truth_vx), read_single_band(sample.truth_vy),
                                           product["transform"], days)
         on_ice = product["glacier"] == 1
@@ -66,7 +66,7 @@ def main() -> None:
         folder = Path(tmp)
         scenes = [write_sample(str(folder / f"scene{seed}"), seed=seed, shape=(args.size, args.size),
                                max_displacement_px=args.max_displacement)
-                  for seed in list(HELD_OUT_SEEDS)[:args.scenes]]
+                  for seed in HELD_OUT_SEEDS[:args.scenes]]
         rows = [score_engine(engine, scenes, folder, raft_params if engine == "raft" else None)
                 for engine in args.engines]
     print(f"{args.scenes} held-out scenes of {args.size} x {args.size} px, flow up to {args.max_displacement} px\n")

@@ -26,9 +26,8 @@ import numpy as np
 
 from ..core.flow import runnable_engine_names
 from ..core.pair_velocity import PairJob, run_pair_job
-from ..core.velocity import velocity_to_displacement
 from .bench_yahtse import DATA, PAIR
-from .render import read_product, read_single_band
+from .render import product_displacement, read_product, read_single_band
 
 VARIANTS = (("raw", 16), ("gradient", 16), ("raw", 24))   # (image, chip half-size px)
 SEARCH = 28          # search radius, px (Yahtse's terminus moves about 13 px in 16 days)
@@ -88,9 +87,7 @@ def reference_points(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def engine_errors(product_path: str, points: np.ndarray) -> np.ndarray:
     """Endpoint error (px) of a velocity product at the reference points; NaN where it is masked."""
-    product = read_product(product_path)
-    days = float(product["metadata"]["INTERVAL_DAYS"])
-    dx, dy = velocity_to_displacement(product["vx"], product["vy"], product["transform"], days)
+    dx, dy = product_displacement(read_product(product_path))
     rows, cols = points[:, 0].astype(int), points[:, 1].astype(int)
     return np.hypot(dx[rows, cols] - points[:, 2], dy[rows, cols] - points[:, 3])
 

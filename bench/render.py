@@ -1,7 +1,7 @@
 """Render a velocity product to a PNG map: speed in colour, direction arrows scaled by speed."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -16,6 +16,14 @@ def read_product(path: str) -> dict:
     bands["transform"] = dataset.GetGeoTransform()
     bands["metadata"] = dataset.GetMetadata()
     return bands
+
+
+def product_displacement(product: dict) -> Tuple[np.ndarray, np.ndarray]:
+    """(dx, dy) in px of a product from :func:`read_product`, over its own interval (days)."""
+    from ..core.velocity import velocity_to_displacement
+
+    days = float(product["metadata"]["INTERVAL_DAYS"])
+    return velocity_to_displacement(product["vx"], product["vy"], product["transform"], days)
 
 
 def read_single_band(path: str) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .export import EXPORT_ITERATIONS
+from .export import EXPORT_ITERATIONS, export_onnx, load_checkpoint, model_card, verify
 from .raft import RAFT, pad_to_multiple, unpad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -216,8 +216,6 @@ def finetune(pairs: Sequence[tuple[str, str]], output: str, checkpoint: str = DE
         lr: AdamW learning rate (constant; fine-tuning, not training from scratch).
         iters: refinement iterations while training; export_iters: baked into the ONNX graph.
     """
-    from .export import export_onnx, load_checkpoint, model_card, verify
-
     if labels not in LABEL_MODES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}, not {labels!r}")
     if not pairs:
