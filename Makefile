@@ -1,6 +1,6 @@
 # GlacierFlow: set-up, tests and the demo on Debian 12 (run as root for the apt step).
 #   make setup   apt packages, the venv, the qgis_process fix, a throwaway QGIS profile
-#   make test    set-up, then lint (ruff) and the whole test suite
+#   make test    set-up, then lint (ruff) and the whole test suite (tests/unit without QGIS, then tests/qgis)
 #   make demo    set-up, then the velocity job headless on the built-in sample -> demo_output/
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -14,7 +14,7 @@ DEMO_OUT ?= $(ROOT)/demo_output
 # Everything QGIS needs to run headless with our profile and the venv's packages.
 QGIS_ENV = QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR=$(BUILD)/runtime \
 	QGIS_CUSTOM_CONFIG_PATH=$(BUILD)/profile QGIS_PLUGINPATH=$(BUILD)/plugins \
-	PYTHONPATH=$(BUILD)/plugins:$(VENV_SITE) QGIS_PROCESS=/usr/bin/qgis_process.bin
+	PYTHONPATH=$(ROOT):$(VENV_SITE) QGIS_PROCESS=/usr/bin/qgis_process.bin
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 .PHONY: setup apt venv profile test demo bench clean
@@ -40,20 +40,21 @@ $(VENV)/.installed: requirements/runtime.txt requirements/train.txt requirements
 
 profile: venv
 	@mkdir -p $(BUILD)/plugins $(BUILD)/profile $(BUILD)/runtime && chmod 700 $(BUILD)/runtime
-	@ln -sfn $(ROOT) $(BUILD)/plugins/$(PLUGIN)
+	@ln -sfn $(ROOT)/$(PLUGIN) $(BUILD)/plugins/$(PLUGIN)
 	@$(QGIS_ENV) qgis_process.bin plugins enable $(PLUGIN) >/dev/null 2>&1 || true
 	@$(QGIS_ENV) qgis_process.bin plugins 2>/dev/null | grep -q "\* *$(PLUGIN)" \
 		|| { echo "The $(PLUGIN) plugin could not be enabled in $(BUILD)/profile"; exit 1; }
 
 test: setup
 	cd $(ROOT) && $(VENV)/bin/ruff check .
-	cd $(ROOT) && $(QGIS_ENV) $(PY) -m pytest -q -p no:cacheprovider tests
+	cd $(ROOT) && $(QGIS_ENV) $(PY) -m pytest -q -p no:pytest_qgis tests/unit
+	cd $(ROOT) && $(QGIS_ENV) $(PY) -m pytest -q tests/qgis
 
 demo: setup
-	cd $(ROOT) && $(QGIS_ENV) $(PY) -m $(PLUGIN).bench.demo --out $(DEMO_OUT)
+	cd $(ROOT) && $(QGIS_ENV) $(PY) -m bench.demo --out $(DEMO_OUT)
 
 bench: setup
-	cd $(ROOT) && $(QGIS_ENV) $(PY) -m $(PLUGIN).bench.bench_engines
+	cd $(ROOT) && $(QGIS_ENV) $(PY) -m bench.bench_engines
 
 clean:
 	rm -rf $(BUILD) $(DEMO_OUT)

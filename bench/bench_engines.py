@@ -1,6 +1,6 @@
 """Accuracy and speed of every flow engine on held-out synthetic glacier pairs with exact truth.
 
-    make bench            (or: python -m glacierflow.bench.bench_engines --scenes 4 --size 512)
+    make bench            (or: python -m bench.bench_engines --scenes 4 --size 512)
 
 For each scene the whole pair job runs (tiling, Sobel preprocessing, median
 filter, forward-backward check) and the product is compared with the exact
@@ -18,14 +18,15 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.flow import runnable_engine_names
-from ..core.pair_velocity import PairJob, run_pair_job
-from ..core.sample import write_sample
-from ..core.validation import endpoint_error_summary
-from ..core.velocity import velocity_to_displacement
+from glacierflow.core.validation.metrics import endpoint_error_summary
+from glacierflow.core.velocity.convert import velocity_to_displacement
+from glacierflow.core.velocity.flow import runnable_engine_names
+from glacierflow.core.velocity.pair import PairJob, run_pair_job
+from training.sample import write_sample
+
 from .render import product_displacement, read_product, read_single_band
 
-# models.data.TEST_SEEDS: never the demo sample (seed 0), never a RAFT training or validation scene.
+# training.raft.data.TEST_SEEDS: never the demo sample (seed 0), never a RAFT training or validation scene.
 HELD_OUT_SEEDS = range(3_000_000_000, 3_000_100_000)
 
 

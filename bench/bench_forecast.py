@@ -1,12 +1,12 @@
 """NDSI forecasters against persistence and seasonal climatology on held-out generated series; scene speed.
 
-    nice python -m glacierflow.bench.bench_forecast            # writes bench/RESULTS_forecast.md
+    nice python -m bench.bench_forecast            # writes bench/RESULTS_forecast.md
 
-Accuracy: every forecaster shipped in ``models/forecast/`` (run by the
+Accuracy: every forecaster shipped in ``glacierflow/assets/models/forecast/`` (run by the
 plugin's :class:`OnnxForecaster` with onnxruntime on the CPU) and both
 baselines on exactly the same samples: the test (latest) time windows of
 ``--series`` generated series whose seeds no training run used
-(``models.forecast.data.TEST_SEEDS``), non-overlapping 50 px patches. MSE and
+(``training.forecast.data.TEST_SEEDS``), non-overlapping 50 px patches. MSE and
 MAE are means over samples with 95 % percentile-bootstrap intervals; the skill
 over persistence (1 - MSE_model / MSE_persistence) has a paired bootstrap
 interval (the same resampled samples for both).
@@ -27,9 +27,9 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from ..core.forecast.onnx_forecaster import OnnxForecaster, list_shipped_forecasters
-from ..models.forecast.data import TEST_SEEDS, DataSpec, generate_series
-from ..models.forecast.heldout import HeldOut, heldout_set, score_predictions
+from glacierflow.core.forecast.onnx_forecaster import OnnxForecaster, list_shipped_forecasters
+from training.forecast.data import TEST_SEEDS, DataSpec, generate_series
+from training.forecast.heldout import HeldOut, heldout_set, score_predictions
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS_forecast.md")
 PAPERS = (("SA-LSTM-H", 0.047, 0.136), ("LSTM encoder-decoder", 0.054, 0.139), ("ConvLSTM", 0.055, 0.150))
@@ -139,7 +139,8 @@ def main(argv: List[str] | None = None) -> None:
 
     shipped = list_shipped_forecasters()
     if not shipped:
-        raise SystemExit("No forecaster in models/forecast/: train and export them first (models/forecast/README.md)")
+        raise SystemExit("No forecaster in glacierflow/assets/models/forecast/: export them first "
+                         "(training/forecast/README.md)")
     spec = DataSpec(seeds=(TEST_SEEDS.start, TEST_SEEDS.start + args.series), size=args.size, years=args.years,
                     stride=50)
     heldout = heldout_set(spec)
@@ -162,7 +163,7 @@ def main(argv: List[str] | None = None) -> None:
         if frames is not None:
             np.repeat(frames[-1:], spec.n_out, axis=0)
         persistence_s[stride] = time.perf_counter() - start
-    command = "nice python -m glacierflow.bench.bench_forecast " + " ".join(argv or [])
+    command = "nice python -m bench.bench_forecast " + " ".join(argv or [])
     text = markdown(rows, rows[next(iter(rows))], speed, persistence_s, args, command.strip())
     print(text)
     if args.out:

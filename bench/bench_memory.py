@@ -1,6 +1,6 @@
 """Peak memory of the pair job on a large scene: it must not grow with the scene's area.
 
-    python -m glacierflow.bench.bench_memory --size 10000 --engine farneback
+    python -m bench.bench_memory --size 10000 --engine farneback
 
 Writes a size x size uint16 pair strip by strip (a periodic band-limited
 texture; image B is the same pixels with its geotransform shifted by a known
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.grid import Grid
-from ..core.pair_velocity import PairJob, run_pair_job
+from glacierflow.core.geo.grid import Grid
+from glacierflow.core.velocity.pair import PairJob, run_pair_job
+
 from .render import read_product
 
 SHIFT_PX = (2.5, -1.25)  # true displacement of B relative to A: (columns, rows)

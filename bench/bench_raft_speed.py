@@ -1,7 +1,7 @@
 """Speed and memory of the RAFT engine: onnxruntime against torch, batching, session creation, Yahtse.
 
-    nice python -m glacierflow.bench.bench_raft_speed --weights .build/raft_run1/latest.pt
-    nice python -m glacierflow.bench.bench_raft_speed --weights models/raft_small_glacier.onnx
+    nice python -m bench.bench_raft_speed --weights .build/raft_run1/latest.pt
+    nice python -m bench.bench_raft_speed --weights glacierflow/assets/models/raft/raft_small_glacier.onnx
 
 ``--weights`` is a training checkpoint (.pt: exported here to a temporary
 ONNX file with ``--iters`` iterations, and also run in torch) or an exported
@@ -36,8 +36,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..core.flow import raft_onnx
-from ..core.flow.raft_onnx import RaftOnnx, available_cores
+from glacierflow.core.velocity.flow import raft_onnx
+from glacierflow.core.velocity.flow.raft_onnx import RaftOnnx, available_cores
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "yahtse"
 PAIR = ("LC80630182016200LGN00_B8_yahtse.TIF", "LC80630182016216LGN00_B8_yahtse.TIF")
@@ -87,7 +87,7 @@ def _fastest(runs: Dict[str, Callable[[], None]], rounds: int) -> Dict[str, floa
 
 def _export_checkpoint(checkpoint: str, iters: Optional[int], folder: str) -> Tuple[Any, str]:
     """(torch model, ONNX path) of a training checkpoint, exported with its card (iters None: the default)."""
-    from ..models.raft.export import EXPORT_ITERATIONS, export_onnx, load_checkpoint, model_card
+    from training.raft.export import EXPORT_ITERATIONS, export_onnx, load_checkpoint, model_card
 
     iters = iters or EXPORT_ITERATIONS
     model, ckpt = load_checkpoint(checkpoint)
@@ -163,8 +163,8 @@ def _on_session(engine: RaftOnnx, session: Any) -> RaftOnnx:
 def _torch_runner(model: Any, iters: int, tiles: list, threads: int) -> Callable[[], None]:
     import torch
 
-    from ..models.raft.export import FinalFlow
-    from ..models.raft.raft import pad_to_multiple
+    from training.raft.export import FinalFlow
+    from training.raft.raft import pad_to_multiple
 
     torch.set_num_threads(threads)
     wrapper = FinalFlow(model.eval(), iters).eval()
@@ -184,7 +184,7 @@ def yahtse_child(model_path: str, baseline: str, out: str) -> None:
     import onnxruntime  # noqa: F401
     from osgeo import gdal  # noqa: F401
 
-    from ..core.pair_velocity import PairJob, run_pair_job
+    from glacierflow.core.velocity.pair import PairJob, run_pair_job
 
     before = _peak_rss_mb()
     figures: Dict[str, Any] = {"rss_before_mb": before}
@@ -203,7 +203,7 @@ def bench_yahtse(model_path: str, baseline: str) -> None:
     if not DATA.is_dir():
         print(f"\n## Yahtse pair: skipped, {DATA} is absent")
         return
-    plugin_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    plugin_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [plugin_parent, os.environ.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as out:
         done = subprocess.run([sys.executable, "-m", f"{__package__}.bench_raft_speed", "--yahtse-child",

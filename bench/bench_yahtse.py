@@ -1,6 +1,6 @@
 """Every engine on the real Landsat-8 Yahtse pair (../shared/data/yahtse): regions and maps.
 
-    python -m glacierflow.bench.bench_yahtse --out /tmp/yahtse
+    python -m bench.bench_yahtse --out /tmp/yahtse
 
 Prints, per engine, the run time and, per region picked on image A (see
 tests/test_yahtse.py for why each region is what it is), the median speed,
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.flow import runnable_engine_names
-from ..core.pair_velocity import PairJob, run_pair_job
+from glacierflow.core.velocity.flow import runnable_engine_names
+from glacierflow.core.velocity.pair import PairJob, run_pair_job
+
 from .render import read_product, read_single_band, render_velocity_map
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "yahtse"

@@ -1,6 +1,6 @@
 """Every engine against independent matches on the real Yahtse pair, and the zero-motion prior test.
 
-    python -m glacierflow.bench.bench_yahtse_points [--model models/raft_small_glacier.onnx]
+    python -m bench.bench_yahtse_points [--model glacierflow/assets/models/raft/raft_small_glacier.onnx]
 
 Reference points: normalised cross-correlation (OpenCV ``matchTemplate``, parabolic
 sub-pixel peak) of chips of image A searched in image B every 20 px, kept only
@@ -24,8 +24,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..core.flow import runnable_engine_names
-from ..core.pair_velocity import PairJob, run_pair_job
+from glacierflow.core.velocity.flow import runnable_engine_names
+from glacierflow.core.velocity.pair import PairJob, run_pair_job
+
 from .bench_yahtse import DATA, PAIR
 from .render import product_displacement, read_product, read_single_band
 
@@ -96,8 +97,8 @@ def shift_test(model_path: str, shifts: Tuple[float, ...] = (0.25, 0.5, 1.0, 1.5
     """(applied shift px, median recovered shift px) on a stable-rock crop of Yahtse image A."""
     import cv2
 
-    from ..core.flow.raft_onnx import RaftOnnx
-    from ..core.preprocess import band_statistics, prepare_for_flow
+    from glacierflow.core.velocity.flow.raft_onnx import RaftOnnx
+    from glacierflow.core.velocity.preprocess import band_statistics, prepare_for_flow
 
     rock = read_single_band(str(DATA / PAIR[0]))[700:956, 550:806].astype(np.float32)
     engine = RaftOnnx(model_path or None)

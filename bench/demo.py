@@ -36,11 +36,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "demo_output"))
     parser.add_argument("--engine", default=None, help="default: RAFT when a model is shipped, else Horn-Schunck")
     args = parser.parse_args()
-    from ..core.flow import default_engine_name
+    from glacierflow.core.velocity.flow import default_engine_name
 
     args.engine = args.engine or default_engine_name()
-    from ..core.sample import write_sample
-    from ..core.validation import endpoint_error_summary
+    from glacierflow.core.validation.metrics import endpoint_error_summary
+    from training.sample import write_sample
+
     from .render import read_product, read_single_band, render_velocity_map
 
     out = Path(args.out)
@@ -66,14 +67,15 @@ def main() -> None:
 
 def run_forecast_demo(out: Path) -> list:
     """The NDSI forecast on the built-in NDSI sample: series, then forecast, both through qgis_process."""
-    from ..core.forecast.generator import write_sample_scenes
-    from ..core.forecast.onnx_forecaster import list_shipped_forecasters
-    from ..processing_provider.forecast_ndsi import PREFERRED_MODEL
+    from glacierflow.core.forecast.onnx_forecaster import list_shipped_forecasters
+    from glacierflow.processing.forecast_ndsi import PREFERRED_MODEL
+    from training.forecast.generator import write_sample_scenes
+
     from .render import render_forecast_map
 
     shipped = list_shipped_forecasters()
     if not shipped:
-        return ["NDSI forecast: no forecaster shipped in models/forecast, skipped."]
+        return ["NDSI forecast: no forecaster shipped in glacierflow/assets/models/forecast, skipped."]
     model = PREFERRED_MODEL if PREFERRED_MODEL in shipped else sorted(shipped)[0]
     write_sample_scenes(str(out / "ndsi_sample"), shape=(160, 160), years=5, seed=0)
     series = run_qgis_process("glacierflow:ndsi_series", {

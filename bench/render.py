@@ -20,7 +20,7 @@ def read_product(path: str) -> dict:
 
 def product_displacement(product: dict) -> Tuple[np.ndarray, np.ndarray]:
     """(dx, dy) in px of a product from :func:`read_product`, over its own interval (days)."""
-    from ..core.velocity import velocity_to_displacement
+    from glacierflow.core.velocity.convert import velocity_to_displacement
 
     days = float(product["metadata"]["INTERVAL_DAYS"])
     return velocity_to_displacement(product["vx"], product["vy"], product["transform"], days)
@@ -28,7 +28,7 @@ def product_displacement(product: dict) -> Tuple[np.ndarray, np.ndarray]:
 
 def read_single_band(path: str) -> np.ndarray:
     """Band 1 of a raster as float32, NaN where nodata (the plugin's own reader)."""
-    from ..core.raster import BandSource
+    from glacierflow.core.io.raster import BandSource
 
     source = BandSource.open(path, 1)
     return source.read(source.grid)

@@ -1,9 +1,7 @@
-"""Test set-up: the repository is imported as the installed plugin package ``glacierflow``."""
+"""Test set-up shared by tests/unit (no QGIS) and tests/qgis: real data, the plugin as QGIS loads it."""
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def _plugin_parent() -> Path:
-    """A folder holding a ``glacierflow`` link to the repository, as QGIS's plugin folder would."""
-    configured = os.environ.get("QGIS_PLUGINPATH")
-    if configured and (Path(configured) / "glacierflow").resolve() == ROOT:
-        return Path(configured)
-    parent = Path(tempfile.mkdtemp(prefix="glacierflow-plugins-"))
-    (parent / "glacierflow").symlink_to(ROOT)
-    return parent
+def _check_plugin_path() -> None:
+    """``glacierflow`` must be this checkout's package (pyproject's pythonpath puts the root first)."""
+    import glacierflow
+
+    found = Path(glacierflow.__file__).resolve().parent
+    assert found == ROOT / "glacierflow", f"glacierflow imported from {found}, not from {ROOT}"
 
 
-PLUGIN_PARENT = _plugin_parent()
-if str(PLUGIN_PARENT) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_PARENT))
+_check_plugin_path()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Where things are: grids, CRS helpers, the one job-grid resolver and glacier outlines."""

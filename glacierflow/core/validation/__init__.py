@@ -1,0 +1,1 @@
+"""Checking velocity products: stable ground, GPS stakes, reference fields, metrics and reports."""

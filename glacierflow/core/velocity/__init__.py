@@ -1,0 +1,1 @@
+"""From an image pair to velocity: preprocessing, flow engines, tiling, px -> m/yr, stacking."""

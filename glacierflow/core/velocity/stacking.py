@@ -1,0 +1,371 @@
+"""Annual velocity from many pair products: per-pixel robust stacking, strip by strip.
+
+Every pair product (``core.velocity.pair``: bands vx, vy in m/yr, metadata
+INTERVAL_DAYS, ACQUISITION_A/B) is read on one grid (the first product's, or
+one given) a strip of rows at a time, so memory stays about
+``pairs x strip rows x width`` whatever the scene size.
+
+Per pixel, over the pairs with a finite vx and vy:
+
+1. **Outlier rejection.** With at least ``MIN_PAIRS_TO_REJECT`` valid pairs,
+   a pair is rejected when its vector differs from the per-pixel median
+   vector by more than ``max(k * hypot(s_x, s_y), floor)``, where ``s`` is
+   the robust standard deviation ``b_n * 1.4826 * MAD`` of each component
+   (b_n: Croux & Rousseeuw's small-sample factors, 1.5 to 1.1 for 3 to 9
+   values, which make it unbiased for Gaussian noise). For
+   Gaussian noise of standard deviation s per component the distance is
+   Rayleigh distributed and ``hypot(s_x, s_y) = sqrt(2) s``, so k = 3 rejects
+   a good pair with probability ``exp(-9) ~ 1e-4``. The floor (m/yr) stops
+   rejections when a few pairs agree almost exactly (the MAD of three values
+   can be near zero); by default it is 1 px over the median interval of the
+   stack: tracking blunders are several pixels, sub-pixel differences are
+   noise. Even so, with 4 or 5 pairs about 1 % of good values fall beyond
+   3 robust std and are dropped (measured on Gaussian noise); the mean
+   barely changes. With fewer than three
+   pairs nothing is rejected: two disagreeing pairs cannot say which is wrong.
+2. **Estimates over the kept pairs.** ``vx``/``vy``: the mean, weighted by the
+   pair's interval when ``weight_by_interval`` (a displacement error of e px
+   gives a velocity error of ``e * pixel / interval``, so longer pairs are
+   more precise; full inverse-variance weights would be interval^2, which
+   lets one long pair dominate although decorrelation makes its px error
+   grow with the interval, so the interval itself is the compromise).
+   ``vx_median``/``vy_median``: the unweighted median. ``vx_std``/``vy_std``:
+   the sample standard deviation (ddof = 1).
+3. **Uncertainty** (m/yr): the standard error of the vector,
+   ``hypot(s_x, s_y) / sqrt(n_eff)`` with ``s = b_n * 1.4826 * MAD`` of the kept
+   pairs and ``n_eff = (sum w)^2 / sum w^2`` (= count without weights). It is
+   NaN where fewer than two pairs remain: one pair carries no spread. With
+   few pairs the MAD is noisy (unbiased on average, but each pixel's value
+   may be off by a factor of two): read the band as an order of magnitude.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import GlacierFlowError
+from ..feedback import Feedback, JobCancelled
+from ..geo.grid import Grid, Window
+from ..io.raster import BandSource, BandSpec, ProductWriter, open_raster
+from ..io.style import nice_maximum, speed_style_qml, write_style_beside
+from ..io.timestamps import DAYS_PER_YEAR
+from .convert import speed
+
+ROBUST_SCALE = 1.4826  # MAD -> standard deviation for Gaussian noise
+MIN_PAIRS_TO_REJECT = 3
+FLOOR_PX = 1.0  # default outlier floor: 1 px over the stack's median interval
+STRIP_ROWS = 256
+
+STACK_BANDS = [
+    BandSpec("vx", "Velocity towards map east: mean of the kept pairs (interval-weighted if chosen)", "m/yr"),
+    BandSpec("vy", "Velocity towards map north: mean of the kept pairs (interval-weighted if chosen)", "m/yr"),
+    BandSpec("speed", "Speed, magnitude of (vx, vy)", "m/yr"),
+    BandSpec("uncertainty", "Standard error of the velocity vector: hypot(b_n 1.4826 MAD of vx, of vy) / "
+                            "sqrt(effective count); NaN with fewer than 2 pairs", "m/yr"),
+    BandSpec("count", "Number of pairs kept (valid and not rejected as outliers)", "1"),
+    BandSpec("vx_median", "Median of vx over the kept pairs", "m/yr"),
+    BandSpec("vy_median", "Median of vy over the kept pairs", "m/yr"),
+    BandSpec("vx_std", "Standard deviation of vx over the kept pairs (ddof 1)", "m/yr"),
+    BandSpec("vy_std", "Standard deviation of vy over the kept pairs (ddof 1)", "m/yr"),
+    BandSpec("rejected", "Number of valid pairs rejected as outliers", "1"),
+]
+
+
+@dataclass
+class StackJob:
+    """What to stack.
+
+    Attributes:
+        inputs: pair product paths (GeoTIFFs from ``run_pair_job``), any grids and CRSs.
+        output: the stacked COG's path.
+        weight_by_interval: weight each pair by its interval (days) in the mean.
+        outlier_k: rejection threshold in robust standard deviations (<= 0: no rejection).
+        outlier_floor: m/yr below which a pair is never rejected; None: 1 px over the median interval.
+        grid: the output grid; None: the first product's grid.
+        strip_rows: rows read and combined at a time (memory bound).
+    """
+
+    inputs: List[str]
+    output: str
+    weight_by_interval: bool = False
+    outlier_k: float = 3.0
+    outlier_floor: Optional[float] = None
+    grid: Optional[Grid] = None
+    strip_rows: int = STRIP_ROWS
+
+
+@dataclass
+class PairInfo:
+    """One input pair: its file, bands and interval (days, None when the product does not say)."""
+
+    path: str
+    vx: BandSource
+    vy: BandSource
+    interval_days: Optional[float]
+    acquisition_a: str = ""
+    acquisition_b: str = ""
+    engine: str = ""
+
+    def describe(self) -> Dict[str, object]:
+        """A JSON-ready summary for the output's metadata."""
+        return {"file": os.path.basename(self.path), "acquisition_a": self.acquisition_a,
+                "acquisition_b": self.acquisition_b, "interval_days": self.interval_days, "engine": self.engine}
+
+
+@dataclass
+class StackResult:
+    """What the stacking produced."""
+
+    output: str
+    style: str
+    grid: Grid
+    pair_count: int
+    median_count: float
+    rejected_fraction: float
+    median_speed: float
+    median_uncertainty: float
+    seconds: float
+    metadata: Dict[str, str] = field(default_factory=dict)
+
+
+def open_pair(path: str) -> PairInfo:
+    """Open a pair product: its vx and vy bands (found by band description) and its interval."""
+    dataset = open_raster(path)
+    names = {dataset.GetRasterBand(i).GetDescription(): i for i in range(1, dataset.RasterCount + 1)}
+    if "vx" not in names or "vy" not in names:
+        raise GlacierFlowError(
+            f"'{path}' has no bands named vx and vy: give velocity products of 'Glacier velocity from an "
+            "image pair'.")
+    meta = dataset.GetMetadata() or {}
+    interval = _float_or_none(meta.get("INTERVAL_DAYS"))
+    if interval is not None and interval <= 0:
+        raise GlacierFlowError(f"'{path}' has a non-positive interval ({interval} days): recompute the pair.")
+    return PairInfo(path, BandSource.open(path, names["vx"]), BandSource.open(path, names["vy"]), interval,
+                    meta.get("ACQUISITION_A", ""), meta.get("ACQUISITION_B", ""), meta.get("ENGINE", ""))
+
+
+def _float_or_none(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def run_stack_job(job: StackJob, feedback: Optional[Feedback] = None) -> StackResult:
+    """Stack the pairs into one product; on error or cancel no output file is left behind."""
+    feedback = feedback or Feedback()
+    started = time.perf_counter()
+    pairs = _open_pairs(job)
+    grid = job.grid or pairs[0].vx.grid
+    weights = _weights(pairs, job.weight_by_interval)
+    floor = _outlier_floor(job, pairs, grid)
+    _announce(pairs, grid, floor, job, feedback)
+    with ProductWriter(job.output, grid, STACK_BANDS) as writer:
+        tally = _stack_strips(job, pairs, grid, weights, floor, writer, feedback)
+        summary = tally.summary()
+        metadata = _metadata(job, pairs, floor, summary)
+        writer.finish(metadata)
+    style = write_style_beside(job.output, speed_style_qml(nice_maximum(summary["p95_speed"])))
+    seconds = time.perf_counter() - started
+    feedback.info(f"Stacked {len(pairs)} pair(s) in {seconds:.1f} s: median {summary['median_count']:.1f} pairs "
+                  f"per pixel, {100 * summary['rejected_fraction']:.2f} % of valid values rejected, median "
+                  f"speed {summary['median_speed']:.1f} m/yr, median uncertainty "
+                  f"{summary['median_uncertainty']:.1f} m/yr")
+    return StackResult(job.output, style, grid, len(pairs), summary["median_count"], summary["rejected_fraction"],
+                       summary["median_speed"], summary["median_uncertainty"], seconds, metadata)
+
+
+def _open_pairs(job: StackJob) -> List[PairInfo]:
+    if not job.inputs:
+        raise GlacierFlowError("No velocity pair given: choose at least one pair product to stack.")
+    if len(set(os.path.abspath(p) for p in job.inputs)) != len(job.inputs):
+        raise GlacierFlowError("The same pair product is listed twice: each pair must be stacked once.")
+    if job.strip_rows < 1:
+        raise GlacierFlowError(f"Strip rows must be at least 1 (got {job.strip_rows}).")
+    return [open_pair(path) for path in job.inputs]
+
+
+def _weights(pairs: List[PairInfo], by_interval: bool) -> np.ndarray:
+    """Per-pair weights (n,): the interval in days, or 1 for all."""
+    if not by_interval:
+        return np.ones(len(pairs), dtype=np.float64)
+    missing = [os.path.basename(p.path) for p in pairs if p.interval_days is None]
+    if missing:
+        raise GlacierFlowError(
+            f"Weighting by interval needs INTERVAL_DAYS in every product; missing in {', '.join(missing)}. "
+            "Recompute those pairs or stack without weighting.")
+    return np.array([p.interval_days for p in pairs], dtype=np.float64)
+
+
+def _outlier_floor(job: StackJob, pairs: List[PairInfo], grid: Grid) -> float:
+    """The outlier floor in m/yr: the job's, or 1 px over the median interval (365.25 d if unknown)."""
+    if job.outlier_floor is not None:
+        if job.outlier_floor < 0:
+            raise GlacierFlowError(f"The outlier floor must be at least 0 m/yr (got {job.outlier_floor}).")
+        return float(job.outlier_floor)
+    intervals = [p.interval_days for p in pairs if p.interval_days is not None]
+    days = float(np.median(intervals)) if intervals else DAYS_PER_YEAR
+    return FLOOR_PX * max(grid.pixel_size) * DAYS_PER_YEAR / days
+
+
+def _announce(pairs: List[PairInfo], grid: Grid, floor: float, job: StackJob, feedback: Feedback) -> None:
+    for pair in pairs:
+        days = f"{pair.interval_days:.2f} days" if pair.interval_days is not None else "interval unknown"
+        feedback.info(f"Pair {os.path.basename(pair.path)}: {pair.acquisition_a or '?'} -> "
+                      f"{pair.acquisition_b or '?'}, {days}")
+    feedback.info(f"Output grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m; outliers beyond "
+                  f"{job.outlier_k:g} robust std (at least {floor:.1f} m/yr) rejected")
+    if len(pairs) == 1:
+        feedback.warning("Only one pair: the 'stack' is that pair (count 1, uncertainty NaN, no outlier "
+                         "rejection). Add pairs for an uncertainty estimate.")
+    elif len(pairs) < MIN_PAIRS_TO_REJECT:
+        feedback.warning(f"Only {len(pairs)} pairs: outliers cannot be told apart with fewer than "
+                         f"{MIN_PAIRS_TO_REJECT}, so none are rejected.")
+
+
+def _stack_strips(job: StackJob, pairs: List[PairInfo], grid: Grid, weights: np.ndarray, floor: float,
+                  writer: ProductWriter, feedback: Feedback) -> "_Tally":
+    tally = _Tally()
+    tops = list(range(0, grid.height, job.strip_rows))
+    for index, top in enumerate(tops):
+        if feedback.is_cancelled():
+            raise JobCancelled("Cancelled by the user")
+        strip = grid.window_grid(Window(0, top, grid.width, min(job.strip_rows, grid.height - top)))
+        vx = np.stack([p.vx.read(strip) for p in pairs])
+        vy = np.stack([p.vy.read(strip) for p in pairs])
+        product = combine(vx, vy, weights, job.outlier_k, floor)
+        writer.write_rows(top, product)
+        tally.add(product, vx)
+        for pair in pairs:
+            pair.vx.drop_cache()
+            pair.vy.drop_cache()
+        feedback.progress(100.0 * (index + 1) / len(tops))
+    return tally
+
+
+def combine(vx: np.ndarray, vy: np.ndarray, weights: np.ndarray, outlier_k: float = 3.0,
+            floor: float = 0.0) -> Dict[str, np.ndarray]:
+    """Per-pixel robust combination of (n, rows, cols) vx, vy (m/yr, NaN = no data) into the stack bands.
+
+    ``weights`` (n,) weight the mean; see the module docstring for the
+    rejection rule and the uncertainty. Returns float32 (rows, cols) arrays
+    named as :data:`STACK_BANDS`.
+    """
+    valid = np.isfinite(vx) & np.isfinite(vy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels give NaN, as they should
+        kept = valid & ~_outliers(vx, vy, valid, outlier_k, floor)
+        kx, ky = np.where(kept, vx, np.nan), np.where(kept, vy, np.nan)
+        count = kept.sum(axis=0)
+        mean_x, mean_y, n_eff = _weighted_means(kx, ky, kept, weights)
+        spread = np.hypot(_robust_std(kx), _robust_std(ky))
+        uncertainty = np.where(count >= 2, spread / np.sqrt(n_eff), np.nan)
+        product = {"vx": mean_x, "vy": mean_y, "speed": speed(mean_x, mean_y), "uncertainty": uncertainty,
+                   "count": count, "vx_median": np.nanmedian(kx, axis=0), "vy_median": np.nanmedian(ky, axis=0),
+                   "vx_std": _std(kx, count), "vy_std": _std(ky, count),
+                   "rejected": (valid & ~kept).sum(axis=0)}
+    return {name: np.asarray(array, dtype=np.float32) for name, array in product.items()}
+
+
+def _outliers(vx: np.ndarray, vy: np.ndarray, valid: np.ndarray, k: float, floor: float) -> np.ndarray:
+    """Bool (n, rows, cols): pairs farther from the median vector than max(k * robust spread, floor)."""
+    count = valid.sum(axis=0)
+    if k <= 0 or vx.shape[0] < MIN_PAIRS_TO_REJECT:
+        return np.zeros(vx.shape, dtype=bool)
+    mx, my = np.nanmedian(vx, axis=0), np.nanmedian(vy, axis=0)
+    threshold = np.maximum(k * np.hypot(_robust_std(vx, mx), _robust_std(vy, my)), floor)
+    distance = np.hypot(vx - mx, vy - my)
+    return valid & (distance > threshold) & (count >= MIN_PAIRS_TO_REJECT)
+
+
+def _robust_std(values: np.ndarray, median: Optional[np.ndarray] = None) -> np.ndarray:
+    """Unbiased robust standard deviation along axis 0: b_n x 1.4826 x MAD (NaN ignored)."""
+    median = np.nanmedian(values, axis=0) if median is None else median
+    count = np.isfinite(values).sum(axis=0)
+    return small_sample_factor(count) * ROBUST_SCALE * np.nanmedian(np.abs(values - median), axis=0)
+
+
+def small_sample_factor(count: np.ndarray) -> np.ndarray:
+    """Croux & Rousseeuw (1992) b_n making 1.4826 x MAD unbiased for n Gaussian values (n > 9: n / (n - 0.8))."""
+    n = np.maximum(np.asarray(count, dtype=np.float64), 1.0)
+    table = np.array([1.0, 1.0, 1.196, 1.495, 1.363, 1.206, 1.200, 1.140, 1.129, 1.107])
+    return np.where(n <= 9, table[np.minimum(n, 9).astype(int)], n / np.maximum(n - 0.8, 1e-9))
+
+
+def _weighted_means(kx: np.ndarray, ky: np.ndarray, kept: np.ndarray,
+                    weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted means of the kept values and the effective count (sum w)^2 / sum w^2."""
+    w = np.where(kept, weights[:, None, None], 0.0)
+    total = w.sum(axis=0)
+    mean_x = np.nansum(w * np.nan_to_num(kx), axis=0) / total
+    mean_y = np.nansum(w * np.nan_to_num(ky), axis=0) / total
+    n_eff = total ** 2 / (w ** 2).sum(axis=0)
+    return mean_x, mean_y, n_eff
+
+
+def _std(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    return np.where(count >= 2, np.nanstd(values, axis=0, ddof=1), np.nan)
+
+
+class _Tally:
+    """Running figures for the summary, without keeping the scene in memory."""
+
+    def __init__(self) -> None:
+        self.valid_values = 0
+        self.rejected = 0
+        self.samples: Dict[str, List[np.ndarray]] = {"speed": [], "uncertainty": [], "count": []}
+
+    def add(self, product: Dict[str, np.ndarray], vx: np.ndarray) -> None:
+        self.valid_values += int(np.isfinite(vx).sum())
+        self.rejected += int(product["rejected"].sum())
+        covered = product["count"] > 0
+        for name in self.samples:
+            values = product[name][covered & np.isfinite(product[name])]
+            step = max(1, values.size // 2000)  # bounded, evenly spread subsample for medians
+            self.samples[name].append(values[::step].copy())
+
+    def summary(self) -> Dict[str, float]:
+        values = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in self.samples.items()}
+        if values["speed"].size == 0:
+            raise GlacierFlowError("No pixel has a valid velocity in any pair: check that the pairs cover the "
+                                   "same area and hold trusted pixels.")
+
+        def median(name: str) -> float:
+            return float(np.median(values[name])) if values[name].size else float("nan")
+
+        return {"median_count": median("count"), "median_speed": median("speed"),
+                "median_uncertainty": median("uncertainty"), "p95_speed": float(np.percentile(values["speed"], 95)),
+                "rejected_fraction": self.rejected / max(self.valid_values, 1)}
+
+
+def _metadata(job: StackJob, pairs: List[PairInfo], floor: float, summary: Dict[str, float]) -> Dict[str, str]:
+    starts = sorted(p.acquisition_a for p in pairs if p.acquisition_a)
+    ends = sorted(p.acquisition_b for p in pairs if p.acquisition_b)
+    metadata = {
+        "GLACIERFLOW_PRODUCT": "velocity_stack",
+        "PAIR_COUNT": str(len(pairs)),
+        "PAIRS": json.dumps([p.describe() for p in pairs]),
+        "FIRST_ACQUISITION": starts[0] if starts else "",
+        "LAST_ACQUISITION": ends[-1] if ends else "",
+        "ESTIMATOR": "mean of the kept pairs" + (" weighted by interval (days)" if job.weight_by_interval else ""),
+        "WEIGHT_BY_INTERVAL": "yes" if job.weight_by_interval else "no",
+        "OUTLIER_K": f"{job.outlier_k:g}",
+        "OUTLIER_FLOOR_M_PER_YR": f"{floor:.3f}",
+        "UNCERTAINTY": "hypot(b_n 1.4826 MAD of vx, of vy) / sqrt(effective count), 1 sigma, m/yr",
+        "MEDIAN_COUNT": f"{summary['median_count']:g}",
+        "REJECTED_FRACTION": f"{summary['rejected_fraction']:.5f}",
+        "MEDIAN_SPEED_M_PER_YR": f"{summary['median_speed']:.3f}",
+        "MEDIAN_UNCERTAINTY_M_PER_YR": f"{summary['median_uncertainty']:.3f}",
+        "VELOCITY_UNITS": "m/yr (365.25-day year)",
+    }
+    for index, pair in enumerate(pairs, start=1):
+        days = f"{pair.interval_days:.6f}" if pair.interval_days is not None else "unknown"
+        metadata[f"PAIR_{index}"] = (f"{os.path.basename(pair.path)}; {pair.acquisition_a or '?'} -> "
+                                     f"{pair.acquisition_b or '?'}; {days} days")
+    return metadata

@@ -1,0 +1,183 @@
+"""Processing algorithm ``glacierflow:annual_velocity``: from an area, an imagery source and two years to an
+annual velocity map with uncertainty, the stable-ground report and the stake table.
+
+Its parameter names (and its id, older than its display name) are a public headless API: keep them stable.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+)
+
+from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
+from . import imagery_params as imagery
+from .base import GlacierFlowAlgorithm
+from .feedback import ProcessingFeedback
+
+HELP_TEXT = """<p>The whole annual chain of the first paper in one step: the scenes of an imagery source over
+an area, every scene of <b>Year A</b> paired with every scene of <b>Year B</b>, each pair tracked by the
+chosen engine, the pairs stacked per pixel into one annual velocity map with an uncertainty, stable-ground
+statistics off the glacier outlines, and the comparison with GPS stakes.</p>
+<h3>Inputs</h3>
+<ul>
+<li><b>Imagery source</b>: <code>local_folder</code> reads the <b>Folder of GeoTIFFs</b> as it is (one
+band each, dated by the ACQUISITION_DATETIME tag, a Landsat MTL file or a Sentinel-2 / Landsat product
+name). Any other source (STAC, Earth Engine; settings in the advanced <b>Service URL</b>,
+<b>Credentials</b> and <b>Project</b>) is searched over the area in both years, and its scenes are
+downloaded onto one job grid into <code>scenes</code> inside the pair folder (as <i>Download scenes</i>
+does; a rerun reuses them). The grid: the area's UTM zone, or polar stereographic beyond 72 degrees, at
+the sensor's resolution (advanced <b>Pixel size</b>, m, and <b>Target CRS</b> change it); <b>Band</b>
+(advanced, empty: the source's default).</li>
+<li><b>Area</b>: polygons, or else an <b>extent</b>; scenes must overlap it (needed by remote sources,
+optional for a local folder). <b>Months</b>: like <code>6-10</code> (the default, June to October).
+<b>Maximum cloud cover</b> (%, optional). <b>Minimum valid fraction</b> (%, default 50): the share of the
+area a scene must cover with usable pixels, where the source can tell (local files: kept).</li>
+<li><b>Glacier outlines</b> (optional, any CRS): the pairs get a glacier band, and off-glacier ground
+grown by max(2 px, 30 m) is the stable ground.</li>
+<li><b>Stable areas</b> (optional, any CRS): polygons of ground you know does not move (bare rock); with
+outlines, only their off-glacier part counts. Without outlines or stable areas there are no stable-ground
+statistics.</li>
+<li><b>GPS stakes</b> (optional): a CSV in lon/lat (WGS 84) with vx, vy or speed (m/yr), or start and end
+positions with dates; or a GeoPackage / shapefile (any CRS).</li>
+<li><b>Correct the stable-ground offset</b>: subtract the median offset of vx and vy.</li>
+<li><b>RAFT model</b> (advanced): an .onnx of your own (e.g. from <i>Fine-tune RAFT on your image pairs</i>)
+for the raft engine.</li>
+<li><b>Compare every pair with the stakes</b>: the stake table also lists each pair product, not only the
+annual map.</li>
+<li><b>Pair folder</b> (optional): where the pair products are kept. A rerun with the same folder reuses
+every finished pair (the log says "reused"), so an interrupted run resumes. Empty: a folder named after
+the output, beside it.</li>
+<li><b>Report folder</b> (optional): where the reports go; empty: beside the output.</li>
+</ul>
+<h3>Outputs</h3>
+<p>The annual velocity COG (bands vx, vy, speed, uncertainty, count, ... in m/yr, see <i>Stack velocity
+pairs</i>), <code>&lt;output&gt;_stable_ground.json</code> and <code>.txt</code>, and with stakes
+<code>&lt;output&gt;_stakes.csv</code> and <code>.html</code>. A single pair still works: the log says so
+and the uncertainty is NaN. A cancel leaves no annual output; finished pairs stay for the resume.</p>"""
+
+
+class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
+    """Annual velocity from an area, with any imagery source."""
+
+    SOURCE = imagery.SOURCE
+    FOLDER = imagery.FOLDER
+    AREA = imagery.AREA
+    EXTENT = imagery.EXTENT
+    YEAR_A = "YEAR_A"
+    YEAR_B = "YEAR_B"
+    MONTHS = imagery.MONTHS
+    MAX_CLOUD = imagery.MAX_CLOUD
+    MIN_VALID_FRACTION = imagery.MIN_VALID_FRACTION
+    ENGINE = "ENGINE"
+    MODEL = "MODEL"
+    OUTLINES = "OUTLINES"
+    STABLE_AREAS = "STABLE_AREAS"
+    STAKES = "STAKES"
+    CORRECT_OFFSET = "CORRECT_OFFSET"
+    COMPARE_PAIRS = "COMPARE_PAIRS"
+    WORK_FOLDER = "WORK_FOLDER"
+    REPORT = "REPORT"
+    OUTPUT = "OUTPUT"
+
+    ALGORITHM_ID = "annual_velocity"
+    DISPLAY_NAME = "Annual velocity from an area (any imagery source)"
+    GROUP = "Velocity"
+    HELP = HELP_TEXT
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        imagery.add_source_parameters(self, recursive=False)
+        imagery.add_area_parameters(self)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.YEAR_A, "Year A", QgsProcessingParameterNumber.Type.Integer, 2021, minValue=1972, maxValue=2100))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.YEAR_B, "Year B (empty: year A + 1)", QgsProcessingParameterNumber.Type.Integer, None, optional=True,
+            minValue=1972, maxValue=2100))
+        imagery.add_filter_parameters(self)
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=default_engine_name(),
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.OUTLINES, "Glacier outlines (RGI polygons)",
+                [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.STABLE_AREAS, "Stable areas (polygons of ground that does not move)",
+            [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.STAKES, "GPS stakes (CSV in lon/lat, GeoPackage or shapefile)", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.CORRECT_OFFSET, "Correct the stable-ground offset", False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.COMPARE_PAIRS, "Compare every pair with the stakes too", False))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.WORK_FOLDER, "Pair folder (kept for a resume)", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.REPORT, "Report folder", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
+        model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)",
+                                           extension="onnx", optional=True)
+        model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(model)
+        imagery.add_grid_parameters(self, advanced=True)
+        imagery.add_service_parameters(self)
+        self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
+        self.addOutput(QgsProcessingOutputNumber("REUSED", "Pairs reused from the pair folder"))
+        self.addOutput(QgsProcessingOutputNumber("MEDIAN_UNCERTAINTY", "Median uncertainty (m/yr)"))
+        self.addOutput(QgsProcessingOutputFile("STABLE_REPORT", "Stable-ground report (JSON)"))
+        self.addOutput(QgsProcessingOutputFile("STAKES_CSV", "Stake table (CSV)"))
+        self.addOutput(QgsProcessingOutputFile("STAKES_HTML", "Stake report (HTML)"))
+
+    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        from ..core.workflows.annual import AnnualJob, run_annual_job
+
+        grid = imagery.grid_settings(self, parameters, context)
+        job = AnnualJob(
+            folder=self.parameterAsFile(parameters, self.FOLDER, context),
+            output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            year_a=self.parameterAsInt(parameters, self.YEAR_A, context),
+            year_b=self._optional(parameters, self.YEAR_B, lambda: self.parameterAsInt(
+                parameters, self.YEAR_B, context)),
+            area=imagery.area_from_parameters(self, parameters, context),
+            months=self.parameterAsString(parameters, self.MONTHS, context),
+            max_cloud=self._optional(parameters, self.MAX_CLOUD, lambda: self.parameterAsDouble(
+                parameters, self.MAX_CLOUD, context)),
+            engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
+            outlines=self.vector_path(parameters, self.OUTLINES, context, feedback),
+            stable_areas=self.vector_path(parameters, self.STABLE_AREAS, context, feedback),
+            stakes=self.parameterAsFile(parameters, self.STAKES, context) or None,
+            correct_offset=self.parameterAsBoolean(parameters, self.CORRECT_OFFSET, context),
+            compare_pairs=self.parameterAsBoolean(parameters, self.COMPARE_PAIRS, context),
+            work_folder=self._folder(parameters, self.WORK_FOLDER, context),
+            report_folder=self._folder(parameters, self.REPORT, context),
+            source=self.parameterAsEnumString(parameters, self.SOURCE, context),
+            source_settings=imagery.service_settings(self, parameters, context),
+            min_valid_fraction=imagery.min_valid_fraction(self, parameters, context),
+            pixel_size_m=grid["pixel_size_m"], crs_wkt=grid["crs_wkt"], band=grid["band"],
+            pair_options={"engine_params": self.raft_model(parameters, context)})
+        result = run_annual_job(job, ProcessingFeedback(feedback))
+        return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
+                "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
+                "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
+
+    @staticmethod
+    def _optional(parameters: Dict[str, Any], name: str, read: Any) -> Any:
+        return None if GlacierFlowAlgorithm.is_unset(parameters, name) else read()
+
+    def _folder(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[str]:
+        if self.is_unset(parameters, name):
+            return None
+        return self.parameterAsFileOutput(parameters, name, context) or None

@@ -1,0 +1,165 @@
+"""What every GlacierFlow algorithm shares: its identity from class attributes, and error handling."""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsFields,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsWkbTypes,
+)
+
+from ..core.errors import GlacierFlowError
+from ..core.feedback import JobCancelled
+from ..qgis_compat import make_field
+
+
+class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
+    """Base of the provider's algorithms.
+
+    Subclasses set ``ALGORITHM_ID``, ``DISPLAY_NAME``, ``GROUP`` and ``HELP``
+    and implement :meth:`process`; a core error a user can fix, or a cancel,
+    becomes a ``QgsProcessingException`` with its message.
+    """
+
+    ALGORITHM_ID = ""
+    DISPLAY_NAME = ""
+    GROUP = ""
+    HELP = ""
+
+    def name(self) -> str:
+        return self.ALGORITHM_ID
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.DISPLAY_NAME
+
+    def group(self) -> str:
+        return self.GROUP
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP.lower()
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.HELP
+
+    def createInstance(self) -> "GlacierFlowAlgorithm":  # noqa: N802
+        return type(self)()
+
+    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        try:
+            return self.process(parameters, context, feedback)
+        except JobCancelled:
+            raise QgsProcessingException("Cancelled: no output was written.") from None
+        except GlacierFlowError as error:
+            raise QgsProcessingException(str(error)) from None
+
+    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        """The algorithm's work: parameters -> core call -> outputs."""
+        raise NotImplementedError
+
+    @staticmethod
+    def training_module(name: str) -> Any:
+        """GlacierFlow's training module ``name`` (e.g. "training.raft.finetune").
+
+        The training code (torch models, generators) does not ship in the plugin zip: it comes with a
+        checkout of the repository, installed into QGIS's Python with its requirements. Say how when it
+        or torch is missing."""
+        import importlib
+
+        try:
+            return importlib.import_module(name)
+        except ImportError as error:
+            raise QgsProcessingException(
+                f"Training needs GlacierFlow's training package, torch and onnx ({error.name or error} is missing). "
+                "From a checkout of the GlacierFlow repository, install them into QGIS's Python with "
+                "'python -m pip install -r requirements/train.txt' and 'python -m pip install --no-deps .', then "
+                "restart QGIS."
+            ) from None
+
+    @staticmethod
+    def run_training(train: Any) -> Any:
+        """``train()`` with its cancel (InterruptedError) and bad-input (ValueError) ends as Processing errors."""
+        try:
+            return train()
+        except InterruptedError:
+            raise QgsProcessingException("Cancelled: no model was written.") from None
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from None
+
+    def raft_model(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Dict[str, Any]:
+        """The engine parameters for a RAFT model file of the user's (parameter MODEL, e.g. a fine-tuned one):
+        {"model_path": file}, or {} when none is given; a file with another engine than raft is refused."""
+        model = self.parameterAsFile(parameters, "MODEL", context).strip()
+        if not model:
+            return {}
+        if self.parameterAsEnumString(parameters, "ENGINE", context) != "raft":
+            raise QgsProcessingException("A RAFT model file was given but the engine is not raft: choose raft, "
+                                         "or leave the model empty.")
+        return {"model_path": model}
+
+    def raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
+        """The file behind raster parameter ``name``; core reads files, not layers."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(f"{name}: no raster given, or it cannot be opened as a raster.")
+        return _file_of(layer)
+
+    def raster_paths(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> List[str]:
+        """The files behind multiple-raster parameter ``name`` (at least one)."""
+        layers = self.parameterAsLayerList(parameters, name, context)
+        if not layers:
+            raise QgsProcessingException(f"{name}: choose at least one velocity raster.")
+        return [_file_of(layer) for layer in layers]
+
+    @staticmethod
+    def is_unset(parameters: Dict[str, Any], name: str) -> bool:
+        """True when optional parameter ``name`` was left empty."""
+        return parameters.get(name) in (None, "")
+
+    def optional_int(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
+        """Integer parameter ``name``, or None when left empty."""
+        return None if self.is_unset(parameters, name) else self.parameterAsInt(parameters, name, context)
+
+    def optional_double(self, parameters: Dict[str, Any], name: str,
+                        context: QgsProcessingContext) -> Optional[float]:
+        """Number parameter ``name``, or None when left empty."""
+        return None if self.is_unset(parameters, name) else self.parameterAsDouble(parameters, name, context)
+
+    def write_table(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
+                    columns: Sequence[Tuple[str, Any]], rows: Iterable[Sequence[Any]]) -> str:
+        """Write ``rows`` to the geometry-less feature sink ``name`` with ``columns`` (name, "string",
+        "double" or "int")."""
+        fields = QgsFields()
+        for column, kind in columns:
+            fields.append(make_field(column, kind))
+        sink, dest_id = self.parameterAsSink(parameters, name, context, fields, QgsWkbTypes.Type.NoGeometry,
+                                             QgsCoordinateReferenceSystem())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, name))
+        for row in rows:
+            feature = QgsFeature(fields)
+            feature.setAttributes(list(row))
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        return dest_id
+
+    def vector_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
+                    feedback: QgsProcessingFeedback) -> Optional[str]:
+        """A file core can read for optional vector parameter ``name`` (exported when needed), or None."""
+        if self.is_unset(parameters, name):
+            return None
+        return self.parameterAsCompatibleSourceLayerPath(
+            parameters, name, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)
+
+
+def _file_of(layer: Any) -> str:
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(f"'{layer.name()}' is not a file-based raster; save it as GeoTIFF.")
+    return layer.source()

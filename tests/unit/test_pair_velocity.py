@@ -1,0 +1,126 @@
+"""The pair job end to end on real GeoTIFFs of the synthetic glacier, against its exact flow."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from glacierflow.core.errors import GlacierFlowError
+from glacierflow.core.feedback import Feedback, JobCancelled
+from glacierflow.core.velocity.pair import PairJob, run_pair_job
+from training.sample import write_sample
+
+
+def _bands(path):
+    dataset = gdal.Open(str(path))
+    return {dataset.GetRasterBand(i).GetDescription(): dataset.GetRasterBand(i).ReadAsArray()
+            for i in range(1, dataset.RasterCount + 1)}
+
+
+def _truth(sample):
+    return {name: gdal.Open(path).ReadAsArray() for name, path in (("vx", sample.truth_vx), ("vy", sample.truth_vy))}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return write_sample(str(tmp_path_factory.mktemp("pair")), seed=3, shape=(384, 384), max_displacement_px=6.0)
+
+
+def _errors_px(product, truth, region, m_per_px_per_yr):
+    error = np.hypot(product["vx"] - truth["vx"], product["vy"] - truth["vy"])[region] / m_per_px_per_yr
+    return np.nanmedian(error), np.isfinite(error).mean()
+
+
+@pytest.mark.parametrize("engine", ["horn_schunck", "farneback"])
+def test_recovers_the_known_flow(sample, tmp_path, engine):
+    output = tmp_path / "v.tif"
+    result = run_pair_job(PairJob(sample.image_a, sample.image_b, str(output), outlines=sample.outlines,
+                                  engine=engine, tile_size=192, overlap=48))
+    product, truth = _bands(output), _truth(sample)
+    per_px = 10.0 * 365.25 / result.interval_days
+    glacier_error, glacier_coverage = _errors_px(product, truth, product["glacier"] == 1, per_px)
+    stable_error, _ = _errors_px(product, truth, product["glacier"] == 0, per_px)
+    assert glacier_error < 0.3 and stable_error < 0.2
+    assert glacier_coverage > 0.9
+    # direction: the estimated and true velocity agree in sign where the ice moves fast
+    fast = np.hypot(truth["vx"], truth["vy"]) > 30
+    assert np.nanmean(np.sign(product["vx"][fast]) == np.sign(truth["vx"][fast])) > 0.95
+    assert os.path.exists(result.style)
+
+
+def _flip_to_south_up(path, out):
+    dataset = gdal.Open(path)
+    x0, a, b, y0, d, e = dataset.GetGeoTransform()
+    height = dataset.RasterYSize
+    copy = gdal.GetDriverByName("GTiff").CreateCopy(str(out), dataset)
+    copy.SetGeoTransform((x0, a, b, y0 + e * height, d, -e))  # row 0 is now the southern edge
+    copy.GetRasterBand(1).WriteArray(dataset.ReadAsArray()[::-1])
+    copy = None
+    return str(out)
+
+
+def test_south_up_input_gives_the_same_map_velocity(sample, tmp_path):
+    a = _flip_to_south_up(sample.image_a, tmp_path / "a_south_up.tif")
+    b = _flip_to_south_up(sample.image_b, tmp_path / "b_south_up.tif")
+    run_pair_job(PairJob(a, b, str(tmp_path / "v.tif"), engine="farneback", date_a="2021-08-01T10:30:21Z",
+                         date_b="2022-08-06T10:30:19Z"))
+    product = _bands(tmp_path / "v.tif")
+    truth = _truth(sample)
+    fast = np.hypot(truth["vx"], truth["vy"])[::-1] > 30
+    # vy is north in both: a south-up grid must not flip its sign
+    assert np.nanmedian(product["vy"][fast] - truth["vy"][::-1][fast]) == pytest.approx(0.0, abs=3.0)
+    assert np.nanmedian(product["vx"][fast] - truth["vx"][::-1][fast]) == pytest.approx(0.0, abs=3.0)
+
+
+def test_image_b_in_another_crs_is_warped(sample, tmp_path):
+    b_other = str(tmp_path / "b_utm31.tif")
+    gdal.Warp(b_other, sample.image_b, dstSRS="EPSG:32631", xRes=10, yRes=10, resampleAlg="cubic")
+    result = run_pair_job(PairJob(sample.image_a, b_other, str(tmp_path / "v.tif"), engine="farneback",
+                                  outlines=sample.outlines))
+    product, truth = _bands(tmp_path / "v.tif"), _truth(sample)
+    glacier = product["glacier"] == 1
+    per_px = 10.0 * 365.25 / result.interval_days
+    error, _ = _errors_px(product, truth, glacier, per_px)
+    assert error < 0.5  # two resamplings blur the texture, the flow stays right
+
+
+def test_progress_and_cancel(sample, tmp_path):
+    class CancelAfterTwoTiles(Feedback):
+        def __init__(self):
+            self.reports = []
+
+        def progress(self, percent):
+            self.reports.append(percent)
+
+        def is_cancelled(self):
+            return len(self.reports) >= 2
+
+    feedback = CancelAfterTwoTiles()
+    with pytest.raises(JobCancelled):
+        run_pair_job(PairJob(sample.image_a, sample.image_b, str(tmp_path / "v.tif"), tile_size=128, overlap=32),
+                     feedback)
+    assert feedback.reports == sorted(feedback.reports) and len(feedback.reports) == 2
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_scene_without_texture_is_refused_without_output(sample, tmp_path):
+    flat = str(tmp_path / "flat.tif")
+    source = gdal.Open(sample.image_b)
+    copy = gdal.GetDriverByName("GTiff").CreateCopy(flat, source)
+    copy.GetRasterBand(1).Fill(1234)
+    copy = None
+    with pytest.raises(GlacierFlowError, match="constant"):
+        run_pair_job(PairJob(sample.image_a, flat, str(tmp_path / "v.tif")))
+    assert not (tmp_path / "v.tif").exists()
+
+
+def test_job_summary_keeps_no_strip_alive():
+    """The running summary must copy its subsample: a view would pin every strip (memory grows with area)."""
+    from glacierflow.core.velocity.pair import _Tally
+
+    tally = _Tally()
+    strip = np.random.default_rng(0).random((64, 5000)).astype(np.float32)
+    tally.add(strip, np.ones(strip.shape, bool))
+    assert all(sample.base is None for sample in tally.speeds)

@@ -1,0 +1,149 @@
+"""The built-in multi-date sample: one synthetic glacier seen on several summer dates of two years.
+
+The first image is ``glacier_pair``'s image A; the flow ``d`` (px per Julian
+year, 365.25 days) is its exact displacement field. The image of a date
+``t`` years after the first is A advected by ``t * d``: pixel ``y`` takes
+A's value at the ``x`` with ``x + t d(x) = y`` (``invert_flow``, then a
+Keys cubic of A), so between any two dates a feature moves by
+``(t2 - t1) d`` up to the flow's variation over the feature's path. Each
+image gets its own sensor noise. Near the upper edge of the image, where
+ice enters from outside, the advected values are clamped to the edge and
+the flow there is not recoverable.
+
+Written like :mod:`.sample` (uint16 reflectance x 10000, nodata 0,
+``ACQUISITION_DATETIME`` and ``CLOUD_COVER`` tags, EPSG:32632 at 10 m), plus
+the outline (GeoJSON, WGS 84), the true vx, vy (m/yr) and a stake CSV in
+lon/lat with the true velocity at a few points on the ice.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from glacierflow.core.io.raster import spatial_reference, write_array
+from glacierflow.core.io.timestamps import DAYS_PER_YEAR, SECONDS_PER_DAY, parse_datetime
+from glacierflow.core.velocity.convert import displacement_to_velocity
+
+from .sample import _write_outline, sample_grid
+from .synthetic import glacier_pair, invert_flow, sample_cubic
+
+#: Summer acquisitions (UTC) of the series: three in 2021, three in 2022, and one in May 2021 that the
+#: default June-October search leaves out. Cloud cover in % for the CLOUD_COVER tag.
+SERIES_DATES: Tuple[Tuple[str, float], ...] = (
+    ("2021-05-20T10:30:21Z", 12.0),
+    ("2021-07-10T10:30:21Z", 3.0),
+    ("2021-08-04T10:30:19Z", 8.0),
+    ("2021-09-13T10:30:21Z", 15.0),
+    ("2022-07-15T10:30:19Z", 5.0),
+    ("2022-08-09T10:30:21Z", 1.0),
+    ("2022-09-18T10:30:19Z", 20.0),
+)
+STAKE_COUNT = 6
+
+
+@dataclass(frozen=True)
+class SeriesFiles:
+    """Paths of the written series (images sorted by date)."""
+
+    folder: str
+    images: List[str]
+    outlines: str
+    truth_vx: str
+    truth_vy: str
+    stakes: str
+    max_speed: float  # m/yr, largest true speed on the image
+
+
+def write_sample_series(folder: str, shape: Tuple[int, int] = (192, 192), seed: int = 0,
+                        px_per_year: float = 5.0, noise: float = 0.01,
+                        dates: Sequence[Tuple[str, float]] = SERIES_DATES) -> SeriesFiles:
+    """Write the series into ``folder``; ``shape`` (rows, cols) px, ``px_per_year``: the largest
+    displacement per Julian year (px) on the glacier centreline, ``noise``: reflectance std per image."""
+    os.makedirs(folder, exist_ok=True)
+    pair = glacier_pair(shape=shape, max_displacement_px=px_per_year, seed=seed, noise=0.0,
+                        brightness_change=False)
+    grid = sample_grid(shape)
+    times = [parse_datetime(text) for text, _ in dates]
+    rng = np.random.default_rng(seed + 1)
+    images = []
+    for (text, cloud), when in zip(dates, times):
+        years = (when - times[0]).total_seconds() / SECONDS_PER_DAY / DAYS_PER_YEAR
+        image = advect(pair.image_a, pair.dx, pair.dy, years) + rng.normal(0.0, noise, shape)
+        dn = np.clip(np.round(image * 10000.0), 1, 65535).astype(np.uint16)  # 0 stays free for nodata
+        name = f"series_{when:%Y%m%d}_B08.tif"
+        images.append(write_array(os.path.join(folder, name), grid, dn, nodata=0, metadata={
+            "ACQUISITION_DATETIME": text, "CLOUD_COVER": f"{cloud:g}", "SENSOR": "synthetic, Sentinel-2 B08-like"}))
+    vx, vy = displacement_to_velocity(pair.dx, pair.dy, grid.transform, DAYS_PER_YEAR)
+    truth_vx = write_array(os.path.join(folder, "truth_vx.tif"), grid, vx.astype(np.float32))
+    truth_vy = write_array(os.path.join(folder, "truth_vy.tif"), grid, vy.astype(np.float32))
+    outlines = _write_outline(os.path.join(folder, "series_outline.geojson"), grid, pair.outline)
+    stakes = write_stakes(os.path.join(folder, "series_stakes.csv"), grid, vx, vy, pair.glacier)
+    return SeriesFiles(folder, images, outlines, truth_vx, truth_vy, stakes, float(np.nanmax(np.hypot(vx, vy))))
+
+
+def advect(image: np.ndarray, dx: np.ndarray, dy: np.ndarray, years: float) -> np.ndarray:
+    """``image`` moved by ``years * (dx, dy)`` px (bilinear flow, cubic image), float32."""
+    if years == 0:
+        return image.astype(np.float32)
+    rows, cols = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float64)
+    src_col, src_row, _ = invert_flow(dx * years, dy * years, cols, rows)
+    return sample_cubic(image, src_col, src_row).astype(np.float32)
+
+
+def stake_pixels(glacier: np.ndarray, speed_values: np.ndarray, count: int = STAKE_COUNT,
+                 edge: int = 24) -> List[Tuple[int, int]]:
+    """(row, col) of ``count`` ice pixels away from the image edge and the margins, spread over speed."""
+    inner = np.zeros_like(glacier)
+    inner[edge:-edge, edge:-edge] = True
+    fast = glacier & inner & (speed_values >= 0.4 * np.nanmax(speed_values))
+    rows, cols = np.nonzero(fast)
+    order = np.argsort(speed_values[rows, cols])
+    picks = order[np.linspace(0, order.size - 1, count).astype(int)] if order.size else []
+    return [(int(rows[i]), int(cols[i])) for i in picks]
+
+
+def write_stakes(path: str, grid: object, vx: np.ndarray, vy: np.ndarray, glacier: np.ndarray) -> str:
+    """A stake CSV (id, lon, lat, vx, vy: true east and north velocity in m/yr) at pixel centres on the ice."""
+    from osgeo import osr
+
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_wgs84 = osr.CoordinateTransformation(spatial_reference(grid.crs_wkt), wgs84)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "lon", "lat", "vx", "vy"])
+        for index, (row, col) in enumerate(stake_pixels(glacier, np.hypot(vx, vy)), start=1):
+            x, y = grid.pixel_to_map(col + 0.5, row + 0.5)
+            east, north = _geographic_components(to_wgs84, x, y, float(vx[row, col]), float(vy[row, col]))
+            lon, lat = to_wgs84.TransformPoint(x, y)[:2]
+            writer.writerow([f"S{index}", f"{lon:.8f}", f"{lat:.8f}", f"{east:.4f}", f"{north:.4f}"])
+    return path
+
+
+def _geographic_components(to_wgs84: object, x: float, y: float, vx: float, vy: float) -> Tuple[float, float]:
+    """Grid (vx, vy) m/yr at (x, y) as true east and north components (m/yr): the grid is rotated
+    from true north by the meridian convergence, so the direction goes through lon/lat."""
+    speed_value = math.hypot(vx, vy)
+    if speed_value == 0:
+        return 0.0, 0.0
+    step = 1.0 / speed_value  # years to move 1 m
+    lon0, lat0 = to_wgs84.TransformPoint(x, y)[:2]
+    lon1, lat1 = to_wgs84.TransformPoint(x + vx * step, y + vy * step)[:2]
+    east = (lon1 - lon0) * math.cos(math.radians(lat0))
+    north = lat1 - lat0
+    norm = math.hypot(east, north)
+    return speed_value * east / norm, speed_value * north / norm
+
+
+
+if __name__ == "__main__":  # python -m glacierflow.core.sample_series FOLDER [SIZE_PX]
+    import sys
+
+    size = int(sys.argv[2]) if len(sys.argv) > 2 else 192
+    print(write_sample_series(sys.argv[1], shape=(size, size)))
