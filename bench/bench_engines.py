@@ -14,7 +14,6 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from .render import product_displacement, read_product, read_single_band
 HELD_OUT_SEEDS = range(3_000_000_000, 3_000_100_000)
 
 
-def score_engine(engine: str, scenes: list, folder: Path, engine_params: Optional[dict] = None) -> dict:
+def score_engine(engine: str, scenes: list, folder: Path, engine_params: dict | None = None) -> dict:
     """Median endpoint errors (px), coverage and s/MP of ``engine`` over ``scenes``."""
     glacier, stable, coverage, seconds, pixels = [], [], [], 0.0, 0
     for index, sample in enumerate(scenes):

@@ -23,7 +23,7 @@ import os
 import platform
 import time
 from dataclasses import replace
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 
@@ -54,24 +54,24 @@ def time_scene(forecaster: OnnxForecaster, frames: np.ndarray, stride: int, roun
     return best
 
 
-def ci(values: List[float], digits: int = 4) -> str:
+def ci(values: list[float], digits: int = 4) -> str:
     """"[low, high]" of a 95 % interval."""
     return f"[{values[0]:.{digits}f}, {values[1]:.{digits}f}]"
 
 
-def pct(value: float, interval: List[float]) -> str:
+def pct(value: float, interval: list[float]) -> str:
     """A skill with its interval, in %."""
     return f"{100 * value:+.1f} % [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
 
 
-def training_seeds(rows: Dict[str, Dict[str, Any]]) -> str:
+def training_seeds(rows: dict[str, dict[str, Any]]) -> str:
     """The training series' seed ranges named in the cards, e.g. "0-11"."""
     ranges = sorted({tuple(row["training_seeds"]) for row in rows.values() if row.get("training_seeds")})
     return ", ".join(f"{low}-{high - 1}" for low, high in ranges) or "unknown"
 
 
-def markdown(rows: Dict[str, Dict[str, Any]], baselines: Dict[str, Any], speed: Dict[str, Dict[int, float]],
-             persistence_s: Dict[int, float], args: argparse.Namespace, command: str) -> str:
+def markdown(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], speed: dict[str, dict[int, float]],
+             persistence_s: dict[int, float], args: argparse.Namespace, command: str) -> str:
     """RESULTS_forecast.md text."""
     first = next(iter(rows.values()))
     lines = [
@@ -123,7 +123,7 @@ def markdown(rows: Dict[str, Dict[str, Any]], baselines: Dict[str, Any], speed: 
     return "\n".join(lines) + "\n"
 
 
-def main(argv: List[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Score and time every shipped forecaster; print and write the markdown."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=6, help="held-out series (test seeds)")
@@ -145,8 +145,8 @@ def main(argv: List[str] | None = None) -> None:
                     stride=50)
     heldout = heldout_set(spec)
     frames = scene_frames(heldout, args.scene) if args.scene else None
-    rows: Dict[str, Dict[str, Any]] = {}
-    speed: Dict[str, Dict[int, float]] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    speed: dict[str, dict[int, float]] = {}
     for name, path in shipped.items():
         forecaster = OnnxForecaster(path, device="cpu", threads=args.threads or None)
         scores = score_predictions(forecaster.predict_patches(heldout.inputs), heldout, args.resamples)

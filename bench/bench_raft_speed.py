@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux and BSD report KiB
 
 
-def _tiles(count: int, size: int, seed: int = 0) -> List[Tuple[np.ndarray, np.ndarray]]:
+def _tiles(count: int, size: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``count`` pairs of (2, size, size) float32 smoothed-noise gradients, B moved (3, -2) px."""
     import cv2
 
@@ -74,7 +74,7 @@ def _tiles(count: int, size: int, seed: int = 0) -> List[Tuple[np.ndarray, np.nd
     return pairs
 
 
-def _fastest(runs: Dict[str, Callable[[], None]], rounds: int) -> Dict[str, float]:
+def _fastest(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
     """Seconds of the fastest of ``rounds`` interleaved runs of each callable."""
     best = {name: float("inf") for name in runs}
     for _ in range(rounds):
@@ -85,7 +85,7 @@ def _fastest(runs: Dict[str, Callable[[], None]], rounds: int) -> Dict[str, floa
     return best
 
 
-def _export_checkpoint(checkpoint: str, iters: Optional[int], folder: str) -> Tuple[Any, str]:
+def _export_checkpoint(checkpoint: str, iters: int | None, folder: str) -> tuple[Any, str]:
     """(torch model, ONNX path) of a training checkpoint, exported with its card (iters None: the default)."""
     from training.raft.export import EXPORT_ITERATIONS, export_onnx, load_checkpoint, model_card
 
@@ -117,7 +117,7 @@ def bench_sessions(path: str, rounds: int) -> None:
         print(f"  {name:<26} {seconds:6.2f} s   x{seconds / base:5.2f} of mem-reuse-on")
 
 
-def bench_tiles(engine: RaftOnnx, model: Any, sizes: List[int], batches: List[int], count: int,
+def bench_tiles(engine: RaftOnnx, model: Any, sizes: list[int], batches: list[int], count: int,
                 rounds: int) -> None:
     """Seconds per tile and per megapixel: onnxruntime (batches, threads) against torch."""
     cores = available_cores()
@@ -126,7 +126,7 @@ def bench_tiles(engine: RaftOnnx, model: Any, sizes: List[int], batches: List[in
     for size in sizes:
         tiles = _tiles(count, size)
         engine.estimate_batch(tiles[:1])  # warm-up: first run allocates and picks kernels
-        runs: Dict[str, Callable[[], None]] = {}
+        runs: dict[str, Callable[[], None]] = {}
         for batch in batches:
             runs[f"onnxruntime batch {batch}"] = _batched(engine.estimate_batch, tiles, batch)
         for name, variant in variants.items():
@@ -187,7 +187,7 @@ def yahtse_child(model_path: str, baseline: str, out: str) -> None:
     from glacierflow.core.velocity.pair import PairJob, run_pair_job
 
     before = _peak_rss_mb()
-    figures: Dict[str, Any] = {"rss_before_mb": before}
+    figures: dict[str, Any] = {"rss_before_mb": before}
     for engine, params in (("raft", {"model_path": model_path}), (baseline, {})):
         started = time.perf_counter()
         result = run_pair_job(PairJob(str(DATA / PAIR[0]), str(DATA / PAIR[1]), os.path.join(out, f"{engine}.tif"),
@@ -226,7 +226,7 @@ def bench_yahtse(model_path: str, baseline: str) -> None:
           f"float32 scene array of {scene_mb:.1f} MB); {base['peak_rss_mb']:.0f} MB after {baseline}")
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", help="training checkpoint (.pt) or exported model (.onnx)")
     parser.add_argument("--iters", type=int, help="iterations when exporting a checkpoint (default: the exporter's)")

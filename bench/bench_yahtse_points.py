@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def _parabola(minus: float, centre: float, plus: float) -> float:
 
 
 def match_chip(a: np.ndarray, b: np.ndarray, row: int, col: int, half: int, search: int = SEARCH
-               ) -> Optional[Tuple[float, float]]:
+               ) -> tuple[float, float] | None:
     """(dx, dy) px of the chip of ``a`` centred at (row, col) in ``b``, or None (flat, weak or at the edge)."""
     import cv2
 
@@ -72,7 +71,7 @@ def reference_points(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, 4) rows of (row, col, dx px, dy px) where the three NCC variants agree within 1 px."""
     images = {kind: (_variant(a, kind), _variant(b, kind)) for kind in ("raw", "gradient")}
     margin = SEARCH + max(half for _, half in VARIANTS) + 4
-    points: List[Tuple[float, ...]] = []
+    points: list[tuple[float, ...]] = []
     for row in range(margin, a.shape[0] - margin, SPACING):
         for col in range(margin, a.shape[1] - margin, SPACING):
             if not (np.isfinite(a[row, col]) and np.isfinite(b[row, col])):
@@ -93,7 +92,7 @@ def engine_errors(product_path: str, points: np.ndarray) -> np.ndarray:
     return np.hypot(dx[rows, cols] - points[:, 2], dy[rows, cols] - points[:, 3])
 
 
-def shift_test(model_path: str, shifts: Tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 3.0)) -> List[Tuple[float, float]]:
+def shift_test(model_path: str, shifts: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 3.0)) -> list[tuple[float, float]]:
     """(applied shift px, median recovered shift px) on a stable-rock crop of Yahtse image A."""
     import cv2
 

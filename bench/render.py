@@ -1,8 +1,6 @@
 """Render a velocity product to a PNG map: speed in colour, direction arrows scaled by speed."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import numpy as np
 
 
@@ -18,7 +16,7 @@ def read_product(path: str) -> dict:
     return bands
 
 
-def product_displacement(product: dict) -> Tuple[np.ndarray, np.ndarray]:
+def product_displacement(product: dict) -> tuple[np.ndarray, np.ndarray]:
     """(dx, dy) in px of a product from :func:`read_product`, over its own interval (days)."""
     from glacierflow.core.velocity.convert import velocity_to_displacement
 
@@ -34,8 +32,8 @@ def read_single_band(path: str) -> np.ndarray:
     return source.read(source.grid)
 
 
-def render_velocity_map(path: str, png: str, background: Optional[np.ndarray] = None,
-                        title: str = "", arrows: int = 28, vmax: Optional[float] = None) -> str:
+def render_velocity_map(path: str, png: str, background: np.ndarray | None = None,
+                        title: str = "", arrows: int = 28, vmax: float | None = None) -> str:
     """Write ``png``: speed (m/yr, viridis) over an optional grey image, with direction arrows."""
     import matplotlib
 

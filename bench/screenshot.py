@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, List
+from typing import Any
 
 
 def _start_qgis() -> Any:
@@ -132,7 +132,7 @@ def _outline_symbol() -> Any:
                                        "outline_style": "dash"})
 
 
-def _show_map(app: Any, window: Any, extra: List[Any]) -> None:
+def _show_map(app: Any, window: Any, extra: list[Any]) -> None:
     from qgis.PyQt.QtGui import QColor
 
     results = window.dock.results

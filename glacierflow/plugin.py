@@ -6,7 +6,7 @@ dialog that explains and can install them.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from qgis.core import QgsApplication
 
@@ -21,19 +21,19 @@ class GlacierFlowPlugin:
 
     def __init__(self, iface, dependencies: Sequence[Dependency] = DEPENDENCIES) -> None:
         self.iface = iface
-        self.provider: Optional[GlacierFlowProvider] = None
-        self.actions: List[object] = []
+        self.provider: GlacierFlowProvider | None = None
+        self.actions: list[object] = []
         self.panel_action = None
         self.dock = None  # created on first use, so QGIS starts without loading the panel's imports
         self.missing = missing_dependencies(dependencies)
-        self.dependency_dialog: Optional[DependencyDialog] = None
+        self.dependency_dialog: DependencyDialog | None = None
         self.message_item = None
 
-    def missing_required(self) -> List[Dependency]:
+    def missing_required(self) -> list[Dependency]:
         """The required packages that are not installed (the algorithms cannot run without them)."""
         return [d for d in self.missing if d.required]
 
-    def missing_to_load(self) -> List[Dependency]:
+    def missing_to_load(self) -> list[Dependency]:
         """The missing packages without which the algorithms and the panel cannot be imported."""
         return [d for d in self.missing if d.needed_to_load]
 
@@ -82,7 +82,7 @@ class GlacierFlowPlugin:
         item.layout().addWidget(button)
         self.message_item = bar.pushWidget(item, Qgis.MessageLevel.Warning)
 
-    def show_dependency_dialog(self, command: Optional[Sequence[str]] = None) -> DependencyDialog:
+    def show_dependency_dialog(self, command: Sequence[str] | None = None) -> DependencyDialog:
         """Open (or raise) the dialog that explains what is missing and can install it."""
         if self.dependency_dialog is None:
             parent = self.iface.mainWindow() if self.iface is not None else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import numpy as np
 
@@ -31,7 +30,7 @@ class SampleFiles:
     truth_vy: str
 
 
-def sample_grid(shape: Tuple[int, int]) -> Grid:
+def sample_grid(shape: tuple[int, int]) -> Grid:
     """The sample's georeferencing: a real UTM zone at 10 m, like Sentinel-2 band 8."""
     meta = sample_scene_metadata()
     size = float(meta["pixel_size_m"])
@@ -48,8 +47,8 @@ def _epsg_wkt(epsg: int) -> str:
     return srs.ExportToWkt()
 
 
-def write_sample(folder: str, seed: Optional[int] = None, shape: Optional[Tuple[int, int]] = None,
-                 max_displacement_px: Optional[float] = None) -> SampleFiles:
+def write_sample(folder: str, seed: int | None = None, shape: tuple[int, int] | None = None,
+                 max_displacement_px: float | None = None) -> SampleFiles:
     """Write the sample pair (uint16 reflectance x 10000, nodata 0, acquisition tags),
     its outlines (GeoJSON in WGS 84, like RGI) and its true vx, vy (m/yr) into ``folder``.
 

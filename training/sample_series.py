@@ -20,8 +20,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from .synthetic import glacier_pair, invert_flow, sample_cubic
 
 #: Summer acquisitions (UTC) of the series: three in 2021, three in 2022, and one in May 2021 that the
 #: default June-October search leaves out. Cloud cover in % for the CLOUD_COVER tag.
-SERIES_DATES: Tuple[Tuple[str, float], ...] = (
+SERIES_DATES: tuple[tuple[str, float], ...] = (
     ("2021-05-20T10:30:21Z", 12.0),
     ("2021-07-10T10:30:21Z", 3.0),
     ("2021-08-04T10:30:19Z", 8.0),
@@ -51,7 +51,7 @@ class SeriesFiles:
     """Paths of the written series (images sorted by date)."""
 
     folder: str
-    images: List[str]
+    images: list[str]
     outlines: str
     truth_vx: str
     truth_vy: str
@@ -59,9 +59,9 @@ class SeriesFiles:
     max_speed: float  # m/yr, largest true speed on the image
 
 
-def write_sample_series(folder: str, shape: Tuple[int, int] = (192, 192), seed: int = 0,
+def write_sample_series(folder: str, shape: tuple[int, int] = (192, 192), seed: int = 0,
                         px_per_year: float = 5.0, noise: float = 0.01,
-                        dates: Sequence[Tuple[str, float]] = SERIES_DATES) -> SeriesFiles:
+                        dates: Sequence[tuple[str, float]] = SERIES_DATES) -> SeriesFiles:
     """Write the series into ``folder``; ``shape`` (rows, cols) px, ``px_per_year``: the largest
     displacement per Julian year (px) on the glacier centreline, ``noise``: reflectance std per image."""
     os.makedirs(folder, exist_ok=True)
@@ -96,7 +96,7 @@ def advect(image: np.ndarray, dx: np.ndarray, dy: np.ndarray, years: float) -> n
 
 
 def stake_pixels(glacier: np.ndarray, speed_values: np.ndarray, count: int = STAKE_COUNT,
-                 edge: int = 24) -> List[Tuple[int, int]]:
+                 edge: int = 24) -> list[tuple[int, int]]:
     """(row, col) of ``count`` ice pixels away from the image edge and the margins, spread over speed."""
     inner = np.zeros_like(glacier)
     inner[edge:-edge, edge:-edge] = True
@@ -126,7 +126,7 @@ def write_stakes(path: str, grid: object, vx: np.ndarray, vy: np.ndarray, glacie
     return path
 
 
-def _geographic_components(to_wgs84: object, x: float, y: float, vx: float, vy: float) -> Tuple[float, float]:
+def _geographic_components(to_wgs84: object, x: float, y: float, vx: float, vy: float) -> tuple[float, float]:
     """Grid (vx, vy) m/yr at (x, y) as true east and north components (m/yr): the grid is rotated
     from true north by the meridian convergence, so the direction goes through lon/lat."""
     speed_value = math.hypot(vx, vy)

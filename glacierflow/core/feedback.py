@@ -42,5 +42,5 @@ class StageFeedback(Feedback):
         return self.parent.is_cancelled()
 
 
-class JobCancelled(Exception):
+class JobCancelled(Exception):  # noqa: N818 (a cancel is not an error)
     """Raised inside a job when the user cancels; no output is left behind."""

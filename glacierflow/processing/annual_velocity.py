@@ -5,7 +5,7 @@ Its parameter names (and its id, older than its display name) are a public headl
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessing,
@@ -98,7 +98,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Velocity"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         imagery.add_source_parameters(self, recursive=False)
         imagery.add_area_parameters(self)
         self.addParameter(QgsProcessingParameterNumber(
@@ -140,8 +140,8 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         self.addOutput(QgsProcessingOutputFile("STAKES_CSV", "Stake table (CSV)"))
         self.addOutput(QgsProcessingOutputFile("STAKES_HTML", "Stake report (HTML)"))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.workflows.annual import AnnualJob, run_annual_job
 
         grid = imagery.grid_settings(self, parameters, context)
@@ -174,10 +174,10 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
                 "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
 
     @staticmethod
-    def _optional(parameters: Dict[str, Any], name: str, read: Any) -> Any:
+    def _optional(parameters: dict[str, Any], name: str, read: Any) -> Any:
         return None if GlacierFlowAlgorithm.is_unset(parameters, name) else read()
 
-    def _folder(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[str]:
+    def _folder(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str | None:
         if self.is_unset(parameters, name):
             return None
         return self.parameterAsFileOutput(parameters, name, context) or None

@@ -1,7 +1,8 @@
 """What every GlacierFlow algorithm shares: its identity from class attributes, and error handling."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -48,11 +49,11 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return self.HELP
 
-    def createInstance(self) -> "GlacierFlowAlgorithm":  # noqa: N802
+    def createInstance(self) -> GlacierFlowAlgorithm:  # noqa: N802
         return type(self)()
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
         try:
             return self.process(parameters, context, feedback)
         except JobCancelled:
@@ -60,8 +61,8 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
         except GlacierFlowError as error:
             raise QgsProcessingException(str(error)) from None
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         """The algorithm's work: parameters -> core call -> outputs."""
         raise NotImplementedError
 
@@ -94,7 +95,7 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None
 
-    def raft_model(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Dict[str, Any]:
+    def raft_model(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """The engine parameters for a RAFT model file of the user's (parameter MODEL, e.g. a fine-tuned one):
         {"model_path": file}, or {} when none is given; a file with another engine than raft is refused."""
         model = self.parameterAsFile(parameters, "MODEL", context).strip()
@@ -105,14 +106,14 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
                                          "or leave the model empty.")
         return {"model_path": model}
 
-    def raster_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> str:
+    def raster_path(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str:
         """The file behind raster parameter ``name``; core reads files, not layers."""
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             raise QgsProcessingException(f"{name}: no raster given, or it cannot be opened as a raster.")
         return _file_of(layer)
 
-    def raster_paths(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> List[str]:
+    def raster_paths(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> list[str]:
         """The files behind multiple-raster parameter ``name`` (at least one)."""
         layers = self.parameterAsLayerList(parameters, name, context)
         if not layers:
@@ -120,21 +121,21 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
         return [_file_of(layer) for layer in layers]
 
     @staticmethod
-    def is_unset(parameters: Dict[str, Any], name: str) -> bool:
+    def is_unset(parameters: dict[str, Any], name: str) -> bool:
         """True when optional parameter ``name`` was left empty."""
         return parameters.get(name) in (None, "")
 
-    def optional_int(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
+    def optional_int(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> int | None:
         """Integer parameter ``name``, or None when left empty."""
         return None if self.is_unset(parameters, name) else self.parameterAsInt(parameters, name, context)
 
-    def optional_double(self, parameters: Dict[str, Any], name: str,
-                        context: QgsProcessingContext) -> Optional[float]:
+    def optional_double(self, parameters: dict[str, Any], name: str,
+                        context: QgsProcessingContext) -> float | None:
         """Number parameter ``name``, or None when left empty."""
         return None if self.is_unset(parameters, name) else self.parameterAsDouble(parameters, name, context)
 
-    def write_table(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
-                    columns: Sequence[Tuple[str, Any]], rows: Iterable[Sequence[Any]]) -> str:
+    def write_table(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext,
+                    columns: Sequence[tuple[str, Any]], rows: Iterable[Sequence[Any]]) -> str:
         """Write ``rows`` to the geometry-less feature sink ``name`` with ``columns`` (name, "string",
         "double" or "int")."""
         fields = QgsFields()
@@ -150,8 +151,8 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         return dest_id
 
-    def vector_path(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext,
-                    feedback: QgsProcessingFeedback) -> Optional[str]:
+    def vector_path(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext,
+                    feedback: QgsProcessingFeedback) -> str | None:
         """A file core can read for optional vector parameter ``name`` (exported when needed), or None."""
         if self.is_unset(parameters, name):
             return None

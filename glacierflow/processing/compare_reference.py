@@ -4,7 +4,7 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessing,
@@ -66,7 +66,7 @@ class CompareReferenceAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Validation"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.PRODUCT, "Velocity raster (m/yr)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE_VX, "Reference vx (any CRS)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE_VY, "Reference vy (any CRS)"))
@@ -81,8 +81,8 @@ class CompareReferenceAlgorithm(GlacierFlowAlgorithm):
         for name, _, label in self.FIGURES:
             self.addOutput(QgsProcessingOutputNumber(name, label))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.validation.reference import ReferenceJob, run_reference_comparison
 
         job = ReferenceJob(
@@ -94,7 +94,7 @@ class CompareReferenceAlgorithm(GlacierFlowAlgorithm):
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or None,
             report=self.parameterAsFileOutput(parameters, self.REPORT, context))
         result = run_reference_comparison(job, ProcessingFeedback(feedback))
-        outputs: Dict[str, Any] = {self.REPORT: result.report}
+        outputs: dict[str, Any] = {self.REPORT: result.report}
         for name, key, _ in self.FIGURES:
             outputs[name] = result.statistics[key]
         if result.output:

@@ -4,7 +4,7 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
@@ -55,7 +55,7 @@ class DownloadScenesAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Imagery"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         add_search_parameters(self)
         add_grid_parameters(self)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Scene folder"))
@@ -63,8 +63,8 @@ class DownloadScenesAlgorithm(GlacierFlowAlgorithm):
             self.TABLE, "Table of the files (CSV)", "CSV files (*.csv)"))
         self.addOutput(QgsProcessingOutputNumber("COUNT", "Number of files"))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.geo.gridspec import default_pixel_size, job_grid_for_area
         from ..core.imagery.download import download_scenes, write_download_table
 

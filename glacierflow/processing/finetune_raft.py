@@ -6,7 +6,7 @@ public headless API: keep them stable.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
@@ -68,7 +68,7 @@ class FineTuneRaftAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Velocity"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(self.PAIRS, "Image pairs (CSV)", extension="csv",
                                                      optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE_A, "Image A (earlier)", optional=True))
@@ -95,8 +95,8 @@ class FineTuneRaftAlgorithm(GlacierFlowAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("EPE_BEFORE", "Held-out error before (px, vs labels)"))
         self.addOutput(QgsProcessingOutputNumber("EPE_AFTER", "Held-out error after (px, vs labels)"))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         finetune = self.training_module("training.raft.finetune")
         pairs = self._pairs(parameters, context, finetune.read_pairs_csv)
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context).strip() or finetune.DEFAULT_CHECKPOINT
@@ -114,9 +114,9 @@ class FineTuneRaftAlgorithm(GlacierFlowAlgorithm):
         return {self.OUTPUT: result.output, "EPE_BEFORE": result.before.get(key),
                 "EPE_AFTER": result.after.get(key)}
 
-    def _pairs(self, parameters: Dict[str, Any], context: QgsProcessingContext, read_csv: Any
-               ) -> List[Tuple[str, str]]:
-        pairs: List[Tuple[str, str]] = []
+    def _pairs(self, parameters: dict[str, Any], context: QgsProcessingContext, read_csv: Any
+               ) -> list[tuple[str, str]]:
+        pairs: list[tuple[str, str]] = []
         table = self.parameterAsFile(parameters, self.PAIRS, context).strip()
         if table:
             pairs.extend(read_csv(table))

@@ -4,7 +4,7 @@ Parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
@@ -67,7 +67,7 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Forecast"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         from ..core.forecast.onnx_forecaster import list_shipped_forecasters
 
         shipped = list(list_shipped_forecasters())
@@ -92,8 +92,8 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
                            (self.CLIMATOLOGY_MSE, "Hindcast MSE of climatology")):
             self.addOutput(QgsProcessingOutputNumber(name, text))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.forecast.jobs import ForecastJob, run_forecast_job
 
         model = self.parameterAsFile(parameters, self.MODEL_FILE, context).strip() or \
@@ -109,7 +109,7 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
                           device=self.parameterAsEnumString(parameters, self.DEVICE, context))
         result = run_forecast_job(job, ProcessingFeedback(feedback))
         scores = {f"{name.upper()}_MSE": values["mse"] for name, values in result.hindcast.items()}
-        outputs: Dict[str, Any] = {self.OUTPUT: result.output, **scores}
+        outputs: dict[str, Any] = {self.OUTPUT: result.output, **scores}
         if result.flow_output:
             outputs[self.FLOW_OUTPUT] = result.flow_output
         return outputs

@@ -4,7 +4,7 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessing,
@@ -55,7 +55,7 @@ class ImagePairsAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Imagery"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         from ..core.imagery import RULES
 
         add_search_parameters(self)
@@ -77,8 +77,8 @@ class ImagePairsAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.CSV, "Pairs as CSV", "CSV files (*.csv)", optional=True, createByDefault=False))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.imagery import pairs_by_rule, write_pairs_csv
 
         scenes = search_from_parameters(self, parameters, context, feedback)
@@ -96,7 +96,7 @@ class ImagePairsAlgorithm(GlacierFlowAlgorithm):
                                      pair.second.time.isoformat(), pair.interval_days, pair.first.href,
                                      pair.second.href] for pair in pairs))
         feedback.pushInfo(f"{len(pairs)} pair(s).")
-        result: Dict[str, Any] = {self.OUTPUT: dest_id}
+        result: dict[str, Any] = {self.OUTPUT: dest_id}
         if csv_path:
             result[self.CSV] = csv_path
         return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Set
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -159,16 +159,16 @@ class SearchRequest:
     """A search as the parameters describe it (core objects; dates UTC, valid fraction 0-1)."""
 
     source: Any
-    area: Optional[Any]
-    start: Optional[datetime]
-    end: Optional[datetime]
-    months: Optional[Set[int]]
-    max_cloud: Optional[float]
-    min_valid_fraction: Optional[float]
+    area: Any | None
+    start: datetime | None
+    end: datetime | None
+    months: set[int] | None
+    max_cloud: float | None
+    min_valid_fraction: float | None
 
 
-def min_valid_fraction(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
-                       context: QgsProcessingContext) -> Optional[float]:
+def min_valid_fraction(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any],
+                       context: QgsProcessingContext) -> float | None:
     """MIN_VALID_FRACTION as a share (0-1): 50 % when absent, None when set to 0."""
     if MIN_VALID_FRACTION not in parameters:
         return DEFAULT_MIN_VALID_PERCENT / 100.0
@@ -176,8 +176,8 @@ def min_valid_fraction(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, An
     return percent / 100.0 if percent else None
 
 
-def service_settings(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
-                     context: QgsProcessingContext) -> Dict[str, str]:
+def service_settings(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any],
+                     context: QgsProcessingContext) -> dict[str, str]:
     """SOURCE_URL, CREDENTIALS and PROJECT as the keyword arguments of ``make_source`` (url, credentials,
     project); empty ones are left out."""
     settings = {"url": algorithm.parameterAsString(parameters, SOURCE_URL, context).strip(),
@@ -186,7 +186,7 @@ def service_settings(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any]
     return {key: value for key, value in settings.items() if value}
 
 
-def source_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
+def source_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any],
                            context: QgsProcessingContext) -> Any:
     """The imagery source the parameters name, configured (core errors pass through)."""
     from ..core.imagery.download import open_source
@@ -198,7 +198,7 @@ def source_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: Dict[str
                        **service_settings(algorithm, parameters, context))
 
 
-def search_request(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
+def search_request(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any],
                    context: QgsProcessingContext) -> SearchRequest:
     """The parameters as a :class:`SearchRequest` (core errors pass through)."""
     from ..core.imagery import parse_date_bound, parse_months
@@ -213,7 +213,7 @@ def search_request(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
         min_valid_fraction=min_valid_fraction(algorithm, parameters, context))
 
 
-def run_search(request: SearchRequest, feedback: QgsProcessingFeedback) -> List[Any]:
+def run_search(request: SearchRequest, feedback: QgsProcessingFeedback) -> list[Any]:
     """The scenes of ``request``; skipped files and scenes short of the valid fraction go to the log."""
     from ..core.imagery.download import keep_valid
 
@@ -234,8 +234,8 @@ def run_search(request: SearchRequest, feedback: QgsProcessingFeedback) -> List[
     return scenes
 
 
-def search_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
-                           context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> List[Any]:
+def search_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any],
+                           context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> list[Any]:
     """Run the search the parameters describe; skipped files go to the log; errors become
     ``QgsProcessingException``."""
     try:
@@ -244,8 +244,8 @@ def search_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: Dict[str
         raise QgsProcessingException(str(error)) from None
 
 
-def area_from_parameters(algorithm: QgsProcessingAlgorithm, parameters: Dict[str, Any],
-                         context: QgsProcessingContext) -> Optional[Any]:
+def area_from_parameters(algorithm: QgsProcessingAlgorithm, parameters: dict[str, Any],
+                         context: QgsProcessingContext) -> Any | None:
     """The search area from AREA (union of the polygons) or EXTENT, or None."""
     from ..core.imagery import Area
 
@@ -273,8 +273,8 @@ def area_from_parameters(algorithm: QgsProcessingAlgorithm, parameters: Dict[str
     return None
 
 
-def grid_settings(algorithm: GlacierFlowAlgorithm, parameters: Dict[str, Any],
-                  context: QgsProcessingContext) -> Dict[str, Any]:
+def grid_settings(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any],
+                  context: QgsProcessingContext) -> dict[str, Any]:
     """PIXEL_SIZE (m; None for 0 or empty), TARGET_CRS (WKT or None) and BAND ("" for the default)."""
     pixel_size = algorithm.optional_double(parameters, PIXEL_SIZE, context)
     crs = algorithm.parameterAsCrs(parameters, TARGET_CRS, context)

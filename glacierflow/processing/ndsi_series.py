@@ -4,7 +4,7 @@ Parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
@@ -58,7 +58,7 @@ class NdsiSeriesAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Forecast"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         ip.add_search_parameters(self)
         self.parameterDefinition(ip.MONTHS).setDefaultValue("")
         self.addParameter(QgsProcessingParameterNumber(
@@ -76,8 +76,8 @@ class NdsiSeriesAlgorithm(GlacierFlowAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("WINDOWS", "Number of windows"))
         self.addOutput(QgsProcessingOutputNumber("FILLED_WINDOWS", "Interpolated windows"))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.forecast.jobs import NdsiSeriesJob, run_ndsi_series_job
 
         request = ip.search_request(self, parameters, context)

@@ -10,7 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 class GlacierFlowProvider(QgsProcessingProvider):
     """Provider ``glacierflow``: glacier velocity, validation and forecasting algorithms."""
 
-    def id(self) -> str:  # noqa: A003
+    def id(self) -> str:
         return "glacierflow"
 
     def name(self) -> str:

@@ -4,7 +4,7 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessing,
@@ -39,12 +39,12 @@ class SearchScenesAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Imagery"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         add_search_parameters(self)
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Scenes", QgsProcessing.SourceType.TypeVector))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         scenes = search_from_parameters(self, parameters, context, feedback)
         for scene in scenes:
             feedback.pushInfo(f"{scene.id}: {scene.time.isoformat()} (from {scene.time_source})")

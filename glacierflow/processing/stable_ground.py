@@ -4,7 +4,7 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessing,
@@ -60,7 +60,7 @@ class StableGroundAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Validation"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Velocity raster (m/yr)"))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.GLACIER_OUTLINES, "Glacier outlines (off-glacier ground is stable)",
@@ -80,8 +80,8 @@ class StableGroundAlgorithm(GlacierFlowAlgorithm):
                             ("PIXEL_COUNT", "Stable pixels")):
             self.addOutput(QgsProcessingOutputNumber(name, label))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.validation.stable_ground import StableGroundJob, run_stable_ground
 
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or None

@@ -4,7 +4,7 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessing,
@@ -59,7 +59,7 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Velocity"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.INPUTS, "Velocity pairs (products of 'Glacier velocity from an image pair')",
             QgsProcessing.SourceType.TypeRaster))
@@ -76,8 +76,8 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
         self.addOutput(QgsProcessingOutputNumber("MEDIAN_UNCERTAINTY", "Median uncertainty (m/yr)"))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.velocity.stacking import StackJob, run_stack_job
 
         job = StackJob(

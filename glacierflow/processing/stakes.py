@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from qgis.core import (
     QgsFeature,
@@ -69,7 +69,7 @@ FIELD_PARAMETERS = [("ID_FIELD", "id", "Stake id field"), ("VX_FIELD", "vx", "Me
 class StakeStyler(QgsProcessingLayerPostProcessorInterface):
     """Styles the output: red markers labelled with the first product's speed difference (m/yr)."""
 
-    instance: Optional["StakeStyler"] = None
+    instance: StakeStyler | None = None
 
     def __init__(self, label_field: str) -> None:
         super().__init__()
@@ -80,7 +80,7 @@ class StakeStyler(QgsProcessingLayerPostProcessorInterface):
         apply_stake_style(layer, self.label_field)
 
     @classmethod
-    def create(cls, label_field: str) -> "StakeStyler":
+    def create(cls, label_field: str) -> StakeStyler:
         cls.instance = StakeStyler(label_field)  # kept alive: Processing holds only a pointer
         return cls.instance
 
@@ -114,7 +114,7 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Validation"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.STAKES, "GPS stakes (points)", [QgsProcessing.SourceType.TypeVectorPoint]))
         for name, _, label in FIELD_PARAMETERS:
@@ -133,8 +133,8 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.REPORT_HTML, "Stake report (HTML)", "HTML files (*.html)", optional=True, createByDefault=False))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.validation import stakes as core
 
         source = self.parameterAsSource(parameters, self.STAKES, context)
@@ -157,8 +157,8 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
                 outputs[name] = writer(target, comparison)
         return outputs
 
-    def _write_layer(self, parameters: Dict[str, Any], context: QgsProcessingContext, source: Any,
-                     stakes: List[Any], comparison: Any) -> Dict[str, Any]:
+    def _write_layer(self, parameters: dict[str, Any], context: QgsProcessingContext, source: Any,
+                     stakes: list[Any], comparison: Any) -> dict[str, Any]:
         names = product_field_names(comparison.products)
         fields = QgsFields()
         fields.append(QgsField("stake_id", field_type("string")))
@@ -180,14 +180,14 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
         return {self.OUTPUT: dest_id}
 
     @staticmethod
-    def _feature(fields: QgsFields, stake: Any, products: List[str], names: List[str], by_key: Dict) -> QgsFeature:
+    def _feature(fields: QgsFields, stake: Any, products: list[str], names: list[str], by_key: dict) -> QgsFeature:
         feature = QgsFeature(fields)
         x, y = stake.x, stake.y
         if stake.end is not None:
             x, y = (stake.x + stake.end[0]) / 2, (stake.y + stake.end[1]) / 2
         feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
         first = by_key[(stake.id, products[0])]
-        values: List[Any] = [stake.id, _value(first.measured_speed)]
+        values: list[Any] = [stake.id, _value(first.measured_speed)]
         for product in products:
             sample = by_key[(stake.id, product)]
             values += [_value(sample.estimated_speed), _value(sample.difference("speed"))]
@@ -195,13 +195,13 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
         return feature
 
 
-def _value(number: float) -> Optional[float]:
+def _value(number: float) -> float | None:
     return float(number) if math.isfinite(number) else None
 
 
-def product_field_names(products: List[str]) -> List[str]:
+def product_field_names(products: list[str]) -> list[str]:
     """Short unique field-name stems (letters, digits, _) from the products' file names."""
-    names: List[str] = []
+    names: list[str] = []
     for index, path in enumerate(products, start=1):
         stem = re.sub(r"[^A-Za-z0-9_]", "_", os.path.splitext(os.path.basename(path))[0])[:20] or f"p{index}"
         names.append(stem if stem not in names else f"{stem}_{index}")

@@ -4,7 +4,7 @@ Training needs torch (``requirements/train.txt``). Parameter names are a public 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsProcessing,
@@ -63,7 +63,7 @@ class TrainForecasterAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Forecast"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(self.SERIES, "NDSI series",
                                                                QgsProcessing.SourceType.TypeRaster))
         self.addParameter(QgsProcessingParameterEnum(self.ARCHITECTURE, "Architecture", options=list(FAMILIES),
@@ -90,8 +90,8 @@ class TrainForecasterAlgorithm(GlacierFlowAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("PERSISTENCE_MSE", "Test MSE of persistence"))
         self.addOutput(QgsProcessingOutputNumber("CLIMATOLOGY_MSE", "Test MSE of climatology"))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         fit = self.training_module("training.forecast.fit")
         from ..core.forecast.jobs import read_ndsi_series
 

@@ -4,7 +4,7 @@ Its parameter names are a public headless API: keep them stable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -89,7 +89,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     GROUP = "Velocity"
     HELP = HELP_TEXT
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE_A, "Image A (earlier)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE_B, "Image B (later)"))
         self.addParameter(QgsProcessingParameterBand(self.BAND_A, "Band of image A", None, self.IMAGE_A,
@@ -123,8 +123,8 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
 
-    def process(self, parameters: Dict[str, Any], context: QgsProcessingContext,
-                feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.velocity.pair import PairJob, run_pair_job
 
         job = PairJob(
@@ -145,7 +145,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         result = run_pair_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output}
 
-    def _grid_request(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> Optional[Any]:
+    def _grid_request(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Any | None:
         """The user's output grid (CRS, pixel size, extent), or None for image A's grid."""
         from ..core.io.raster import GridRequest
 
@@ -162,7 +162,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         wkt = crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL) if crs.isValid() else None
         return GridRequest(wkt, pixel_size or None, bounds)
 
-    def _band(self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext) -> Optional[int]:
+    def _band(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> int | None:
         if self.is_unset(parameters, name):
             return None
         return self.parameterAsInt(parameters, name, context) or None

@@ -9,7 +9,7 @@ made from their definitions; those of remote sources are hidden for the local fo
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable
 
 from qgis.core import (
     QgsApplication,
@@ -56,12 +56,12 @@ OWN_PARAMETERS = {imagery_params.SOURCE, imagery_params.FOLDER, imagery_params.A
                   Annual.WORK_FOLDER, Annual.REPORT, Annual.OUTPUT}
 
 
-def annual_algorithm() -> Optional[QgsProcessingAlgorithm]:
+def annual_algorithm() -> QgsProcessingAlgorithm | None:
     """The registered annual algorithm, or None when the plugin's provider is not loaded."""
     return QgsApplication.processingRegistry().algorithmById(ALGORITHM_ID)
 
 
-def source_names() -> List[str]:
+def source_names() -> list[str]:
     """The imagery sources this installation offers (``core.imagery.SOURCE_NAMES``)."""
     from ..core.imagery import SOURCE_NAMES
 
@@ -74,15 +74,15 @@ class AreaMode(QWidget):
     algorithm_id = ALGORITHM_ID
     title = "Area"
 
-    def __init__(self, last_folder: Callable[[], str], canvas: Callable[[], Optional[QgsMapCanvas]],
-                 parent: Optional[QWidget] = None) -> None:
+    def __init__(self, last_folder: Callable[[], str], canvas: Callable[[], QgsMapCanvas | None],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.last_folder = last_folder
         self.canvas = canvas
-        self.tool: Optional[PolygonMapTool] = None
+        self.tool: PolygonMapTool | None = None
         self._previous_tool = None
-        self.extra: List[ParameterField] = []
-        self.remote_rows: List[QWidget] = []
+        self.extra: list[ParameterField] = []
+        self.remote_rows: list[QWidget] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._area_form())
@@ -186,7 +186,7 @@ class AreaMode(QWidget):
         else:
             self.stop_drawing()
 
-    def start_drawing(self) -> Optional[PolygonMapTool]:
+    def start_drawing(self) -> PolygonMapTool | None:
         """Make the polygon tool the map's tool; returns it (None without a map canvas)."""
         canvas = self.canvas()
         if canvas is None:
@@ -244,7 +244,7 @@ class AreaMode(QWidget):
             settings.setValue(SETTINGS + key, value)
 
     # -------------------------------------------------------------- parameters
-    def parameters(self) -> Dict[str, Any]:
+    def parameters(self) -> dict[str, Any]:
         """The parameters of the installed annual algorithm, from the panel.
 
         Raises:
@@ -268,7 +268,7 @@ class AreaMode(QWidget):
                     values[field.name] = value
         return {name: value for name, value in values.items() if name in accepted}
 
-    def _search_values(self, accepted: set) -> Dict[str, Any]:
+    def _search_values(self, accepted: set) -> dict[str, Any]:
         """Source, folder, area, years (or the dates they span), months and cloud limit."""
         source = self.source.currentText()
         folder = self.folder.filePath().strip()
@@ -277,7 +277,7 @@ class AreaMode(QWidget):
         year_a, year_b = self.year_a.value(), self.year_b.value()
         if year_b <= year_a:
             raise ValueError(f"Year B ({year_b}) must come after year A ({year_a}).")
-        values: Dict[str, Any] = {imagery_params.SOURCE: source, imagery_params.AREA: self.area_picker.polygon_file(),
+        values: dict[str, Any] = {imagery_params.SOURCE: source, imagery_params.AREA: self.area_picker.polygon_file(),
                                   imagery_params.MONTHS: self.months.text().strip()}
         if source == LOCAL_SOURCE:
             values[imagery_params.FOLDER] = folder
@@ -295,14 +295,14 @@ class AreaMode(QWidget):
             return QgsProcessingUtils.generateTempFilename(f"annual_velocity_{self.engine.currentText()}.tif")
         return path if path.lower().endswith((".tif", ".tiff")) else path + ".tif"
 
-    def describe(self, parameters: Dict[str, Any]) -> str:
+    def describe(self, parameters: dict[str, Any]) -> str:
         """One log line for the start of a run."""
         where = parameters.get(imagery_params.FOLDER) or parameters.get(imagery_params.SOURCE, "")
         return (f"Started the annual {parameters.get(Annual.ENGINE, '')} run on {where}, "
                 f"{self.year_a.value()} and {self.year_b.value()}, months {self.months.text() or 'all'} "
                 f"-> {parameters.get(Annual.OUTPUT, '')}")
 
-    def load(self, results: Dict[str, Any], parameters: Dict[str, Any]) -> ResultLayers:
+    def load(self, results: dict[str, Any], parameters: dict[str, Any]) -> ResultLayers:
         """Add the annual product's styled layers, and the stakes when the run compared them."""
         output = results.get(Annual.OUTPUT, parameters.get(Annual.OUTPUT))
         layers = load_results(output, parameters.get(Annual.ENGINE, ""))

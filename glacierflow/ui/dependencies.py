@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable
 
 from qgis.PyQt.QtCore import QProcess, pyqtSignal
 from qgis.PyQt.QtWidgets import (
@@ -59,7 +60,7 @@ def is_installed(module: str) -> bool:
         return False
 
 
-def missing_dependencies(dependencies: Sequence[Dependency] = DEPENDENCIES) -> List[Dependency]:
+def missing_dependencies(dependencies: Sequence[Dependency] = DEPENDENCIES) -> list[Dependency]:
     """The ``dependencies`` that cannot be imported, required ones first."""
     missing = [d for d in dependencies if not is_installed(d.module)]
     return sorted(missing, key=lambda d: not d.required)
@@ -85,7 +86,7 @@ def qgis_python(executable: str = sys.executable, exec_prefix: str = sys.exec_pr
     return executable  # last resort: pip's own error will say what is wrong
 
 
-def install_command(python: str = "", requirements: str = RUNTIME_REQUIREMENTS) -> List[str]:
+def install_command(python: str = "", requirements: str = RUNTIME_REQUIREMENTS) -> list[str]:
     """``[python, -m, pip, install, -r, requirements]`` for QGIS's interpreter."""
     return [python or qgis_python(), "-m", "pip", "install", "-r", requirements]
 
@@ -106,14 +107,14 @@ class DependencyDialog(QDialog):
 
     installFinished = pyqtSignal(bool)  # noqa: N815 (Qt naming)
 
-    def __init__(self, missing: Sequence[Dependency], command: Optional[Sequence[str]] = None,
-                 parent: Optional[QWidget] = None) -> None:
+    def __init__(self, missing: Sequence[Dependency], command: Sequence[str] | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("GlacierFlow: missing Python packages")
         self.resize(640, 480)
         self.command = list(command or install_command())
-        self.process: Optional[QProcess] = None
-        self.exit_code: Optional[int] = None
+        self.process: QProcess | None = None
+        self.exit_code: int | None = None
         self._build(missing)
 
     def _build(self, missing: Sequence[Dependency]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Union
 
 from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsDockWidget
@@ -46,19 +46,19 @@ class GlacierFlowDock(QgsDockWidget):
 
     runFinished = pyqtSignal(bool)  # noqa: N815 (Qt naming)
 
-    def __init__(self, iface: Any = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, iface: Any = None, parent: QWidget | None = None) -> None:
         super().__init__("GlacierFlow", parent)
         self.setObjectName("GlacierFlowDock")
         self.iface = iface
-        self.results: Optional[Union[ResultLayers, ForecastLayers]] = None
+        self.results: ResultLayers | ForecastLayers | None = None
         self.status = "Ready"
         self._task = None
         self._context = None
-        self._feedback: Optional[LogFeedback] = None
-        self._running: Optional[Mode] = None
-        self._parameters: Dict[str, Any] = {}
+        self._feedback: LogFeedback | None = None
+        self._running: Mode | None = None
+        self._parameters: dict[str, Any] = {}
         self._started = 0.0
-        self._help: Optional[QDialog] = None
+        self._help: QDialog | None = None
         self._build()
         self.modes.setCurrentIndex(int(QgsSettings().value(SETTINGS + "mode", 0)))
         self.modes.currentChanged.connect(lambda index: QgsSettings().setValue(SETTINGS + "mode", index))
@@ -77,7 +77,7 @@ class GlacierFlowDock(QgsDockWidget):
         self.area = AreaMode(self.last_folder, self._canvas, body)
         self.forecast = ForecastMode(self.last_folder, self.area, body)
         self.modes = QTabWidget(body)
-        self._pages: Dict[int, QScrollArea] = {}
+        self._pages: dict[int, QScrollArea] = {}
         for mode in (self.pair, self.area, self.forecast):
             # A scroll area per tab: the dock can be narrow (QGIS users dock it beside the map) without
             # the widest tab forcing its width on the map canvas.
@@ -182,7 +182,7 @@ class GlacierFlowDock(QgsDockWidget):
     def _on_progress(self, percent: float) -> None:
         self.progress.setValue(int(percent))
 
-    def _on_executed(self, ok: bool, results: Dict[str, Any]) -> None:
+    def _on_executed(self, ok: bool, results: dict[str, Any]) -> None:
         cancelled = self._feedback is not None and self._feedback.isCanceled()
         self._task, self._context, self._feedback = None, None, None
         self._set_busy(False)
@@ -200,7 +200,7 @@ class GlacierFlowDock(QgsDockWidget):
             self._set_status("Failed")
         self.runFinished.emit(bool(ok and not cancelled))
 
-    def _load(self, results: Dict[str, Any]) -> None:
+    def _load(self, results: dict[str, Any]) -> None:
         self.results = self._running.load(results, self._parameters)
         self.progress.setValue(100)
         seconds = time.monotonic() - self._started
@@ -216,7 +216,7 @@ class GlacierFlowDock(QgsDockWidget):
             self.iface.zoomToActiveLayer()
 
     @staticmethod
-    def _velocity_report(results: ResultLayers, seconds: float) -> List[str]:
+    def _velocity_report(results: ResultLayers, seconds: float) -> list[str]:
         hidden = [layer.name() for layer in (results.validity, results.uncertainty) if layer is not None]
         stakes = f", {results.stakes.featureCount()} GPS stakes" if results.stakes is not None else ""
         return [f"Result ({seconds:.1f} s): {results.speed.source()}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Optional
 
 from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtGui import QColor
@@ -26,8 +25,8 @@ class ForecastLayers:
     """The group and its layers, one per window, in band order."""
 
     group: QgsLayerTreeGroup
-    layers: List[QgsRasterLayer]
-    series: Optional[QgsRasterLayer] = None
+    layers: list[QgsRasterLayer]
+    series: QgsRasterLayer | None = None
 
 
 def window_dates(description: str) -> str:
@@ -49,7 +48,7 @@ def window_name(description: str, band: int) -> str:
     return f"NDSI {description.strip()}" if description and description.strip() else f"NDSI window {band}"
 
 
-def band_descriptions(path: str) -> List[str]:
+def band_descriptions(path: str) -> list[str]:
     """The band descriptions of the raster ``path`` (one per band).
 
     Raises:
@@ -82,7 +81,7 @@ def series_layer(path: str) -> QgsRasterLayer:
     return ndsi_layer(path, len(descriptions), name)
 
 
-def load_forecast(path: str, project: Optional[QgsProject] = None, series: Optional[str] = None,
+def load_forecast(path: str, project: QgsProject | None = None, series: str | None = None,
                   group_name: str = FORECAST_GROUP) -> ForecastLayers:
     """Add one styled layer per window of the forecast ``path`` to a new top group (``group_name``).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 from qgis.core import (
     QgsApplication,
@@ -57,12 +57,12 @@ OWN_FORECAST_PARAMETERS = {Forecast.SERIES, Forecast.MODEL, Forecast.MODEL_FILE,
                            Forecast.FLOW_OUTPUT}
 
 
-def algorithm(algorithm_id: str) -> Optional[QgsProcessingAlgorithm]:
+def algorithm(algorithm_id: str) -> QgsProcessingAlgorithm | None:
     """The registered algorithm, or None when the plugin's provider is not loaded."""
     return QgsApplication.processingRegistry().algorithmById(algorithm_id)
 
 
-def shipped_models() -> List[str]:
+def shipped_models() -> list[str]:
     """The names of the forecasters shipped in glacierflow/assets/models/forecast (e.g. "sa_lstm"), sorted."""
     from ..core.forecast.onnx_forecaster import list_shipped_forecasters
 
@@ -86,13 +86,13 @@ class ForecastMode(QWidget):
     algorithm_id = ALGORITHM_ID
     title = "Forecast"
 
-    def __init__(self, last_folder: Callable[[], str], area: AreaMode, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, last_folder: Callable[[], str], area: AreaMode, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.last_folder = last_folder
         self.area = area  # owns the polygon map tool; both modes draw into the "GlacierFlow area" layer
         self._drawing_linked = False
-        self.extra: List[Tuple[str, ParameterField]] = []  # (algorithm id, field)
-        self.remote_rows: List[QWidget] = []
+        self.extra: list[tuple[str, ParameterField]] = []  # (algorithm id, field)
+        self.remote_rows: list[QWidget] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._area_form())
@@ -181,7 +181,7 @@ class ForecastMode(QWidget):
         return form
 
     @staticmethod
-    def _set_from_definition(spin: Any, algorithm_id: str, name: str, fallback: Tuple[float, float, float]) -> None:
+    def _set_from_definition(spin: Any, algorithm_id: str, name: str, fallback: tuple[float, float, float]) -> None:
         """Range and default from the algorithm's definition of ``name`` (``fallback`` without it)."""
         installed = algorithm(algorithm_id)
         definition = installed.parameterDefinition(name) if installed is not None else None
@@ -209,7 +209,7 @@ class ForecastMode(QWidget):
         box.setVisible(bool(self.extra))
         return box
 
-    def extra_field(self, name: str) -> Optional[ParameterField]:
+    def extra_field(self, name: str) -> ParameterField | None:
         """The generic field of the parameter ``name`` (e.g. ``Forecast.STRIDE``), or None."""
         return next((field for _, field in self.extra if field.name == name), None)
 
@@ -293,7 +293,7 @@ class ForecastMode(QWidget):
             settings.setValue(SETTINGS + key, value)
 
     # -------------------------------------------------------------- parameters
-    def parameters(self) -> Dict[str, Dict[str, Any]]:
+    def parameters(self) -> dict[str, dict[str, Any]]:
         """The parameters of both algorithms, keyed by algorithm id; the forecast's SERIES is filled in
         from the series step's result when it runs.
 
@@ -321,16 +321,16 @@ class ForecastMode(QWidget):
         return {SERIES_ID: self._accepted(SERIES_ID, series), FORECAST_ID: self._accepted(FORECAST_ID, forecast)}
 
     @staticmethod
-    def _accepted(algorithm_id: str, values: Dict[str, Any]) -> Dict[str, Any]:
+    def _accepted(algorithm_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """Only the parameters the installed algorithm defines."""
         names = {definition.name() for definition in algorithm(algorithm_id).parameterDefinitions()}
         return {name: value for name, value in values.items() if name in names}
 
-    def _series_values(self, start: date, end: date) -> Dict[str, Any]:
+    def _series_values(self, start: date, end: date) -> dict[str, Any]:
         folder = self.folder.filePath().strip()
         if self._is_local() and not os.path.isdir(folder):
             raise ValueError("Choose the folder of Landsat green and SWIR1 GeoTIFFs (Folder), or another source.")
-        values: Dict[str, Any] = {
+        values: dict[str, Any] = {
             imagery_params.SOURCE: self.source.currentText(), imagery_params.AREA: self.area_picker.polygon_file(),
             imagery_params.START_DATE: start.isoformat(), imagery_params.END_DATE: end.isoformat(),
             Series.WINDOW_MONTHS: self.window_months.value(), Series.THRESHOLD: self.threshold.value()}
@@ -338,7 +338,7 @@ class ForecastMode(QWidget):
             values[imagery_params.FOLDER] = folder
         return values
 
-    def _model_values(self) -> Dict[str, Any]:
+    def _model_values(self) -> dict[str, Any]:
         if self.model.currentText() != MODEL_FILE_ITEM:
             return {Forecast.MODEL: self.model.currentText()}
         path = self.model_file.filePath().strip()
@@ -348,12 +348,12 @@ class ForecastMode(QWidget):
         return {Forecast.MODEL_FILE: path}
 
     @staticmethod
-    def _model_name(values: Dict[str, Any]) -> str:
+    def _model_name(values: dict[str, Any]) -> str:
         if Forecast.MODEL_FILE in values:
             return os.path.splitext(os.path.basename(values[Forecast.MODEL_FILE]))[0]
         return str(values[Forecast.MODEL])
 
-    def _output_paths(self, start: date, end: date, model: str) -> Tuple[str, str]:
+    def _output_paths(self, start: date, end: date, model: str) -> tuple[str, str]:
         """Where the series and the forecast go: the output folder, or temporary files."""
         span = f"{start:%Y%m%d}_{end:%Y%m%d}"
         folder = self.output.filePath().strip()
@@ -365,13 +365,13 @@ class ForecastMode(QWidget):
                              "it empty for temporary files.")
         return unique_path(folder, f"ndsi_series_{span}"), unique_path(folder, f"ndsi_forecast_{model}_{span}")
 
-    def steps(self, parameters: Dict[str, Dict[str, Any]]) -> List[ChainStep]:
+    def steps(self, parameters: dict[str, dict[str, Any]]) -> list[ChainStep]:
         """The chain: the series, then the forecast of that series."""
         return [ChainStep(SERIES_ID, lambda done: parameters[SERIES_ID]),
                 ChainStep(FORECAST_ID, lambda done: dict(parameters[FORECAST_ID],
                                                          **{Forecast.SERIES: done[SERIES_ID][Series.OUTPUT]}))]
 
-    def describe(self, parameters: Dict[str, Dict[str, Any]]) -> str:
+    def describe(self, parameters: dict[str, dict[str, Any]]) -> str:
         """One log line for the start of a run."""
         series, forecast = parameters[SERIES_ID], parameters[FORECAST_ID]
         where = series.get(imagery_params.FOLDER) or series.get(imagery_params.SOURCE, "")
@@ -380,14 +380,14 @@ class ForecastMode(QWidget):
                 f"then the forecast with {self._model_name(forecast)} -> {forecast.get(Forecast.OUTPUT)}")
 
     # ------------------------------------------------------------------ result
-    def load(self, results: Dict[str, Dict[str, Any]], parameters: Dict[str, Dict[str, Any]]) -> ForecastLayers:
+    def load(self, results: dict[str, dict[str, Any]], parameters: dict[str, dict[str, Any]]) -> ForecastLayers:
         """Add the forecast windows (styled) and the series (hidden) in one group."""
         series = results[SERIES_ID].get(Series.OUTPUT, parameters[SERIES_ID][Series.OUTPUT])
         forecast = results[FORECAST_ID].get(Forecast.OUTPUT, parameters[FORECAST_ID][Forecast.OUTPUT])
         model = self._model_name(parameters[FORECAST_ID])
         return load_forecast(forecast, series=series, group_name=f"{FORECAST_GROUP} ({model})")
 
-    def report(self, layers: ForecastLayers, results: Dict[str, Dict[str, Any]], seconds: float) -> List[str]:
+    def report(self, layers: ForecastLayers, results: dict[str, dict[str, Any]], seconds: float) -> list[str]:
         """Log lines for a finished run: the products, the layers and the hindcast scores (MSE)."""
         forecast = results[FORECAST_ID]
         lines = [f"Result ({seconds:.1f} s): {forecast.get(Forecast.OUTPUT)}",
@@ -400,7 +400,7 @@ class ForecastMode(QWidget):
         """Nothing to release: the map tool is the Area mode's."""
 
 
-def hindcast_report(results: Dict[str, Any]) -> List[str]:
+def hindcast_report(results: dict[str, Any]) -> list[str]:
     """The forecast's hindcast scores (its numeric outputs, described by the algorithm), one line each."""
     installed = algorithm(FORECAST_ID)
     number = QgsProcessingOutputNumber.typeName()

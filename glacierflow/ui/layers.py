@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from qgis.core import (
@@ -50,12 +49,12 @@ class ResultLayers:
     group: QgsLayerTreeGroup
     speed: QgsRasterLayer
     arrows: QgsVectorLayer
-    validity: Optional[QgsRasterLayer]
-    uncertainty: Optional[QgsRasterLayer] = None
-    stakes: Optional[QgsVectorLayer] = None
+    validity: QgsRasterLayer | None
+    uncertainty: QgsRasterLayer | None = None
+    stakes: QgsVectorLayer | None = None
 
 
-def product_metadata(path: str) -> Dict[str, str]:
+def product_metadata(path: str) -> dict[str, str]:
     """The GeoTIFF's metadata (acquisition times, engine, ...) and band descriptions as ``BAND:<name>``."""
     from osgeo import gdal
 
@@ -68,7 +67,7 @@ def product_metadata(path: str) -> Dict[str, str]:
     return metadata
 
 
-def group_name(metadata: Dict[str, str], engine: str = "") -> str:
+def group_name(metadata: dict[str, str], engine: str = "") -> str:
     """``GlacierFlow <engine> <date A> - <date B>`` from a pair product's metadata;
     ``GlacierFlow annual <engine> <first date> - <last date>`` for a stack of pairs."""
     engine = metadata.get("ENGINE", engine) or "?"
@@ -123,7 +122,7 @@ def read_arrows(path: str, across: int = 35, min_speed: float = 0.0) -> Arrows:
     return arrows_from_samples(vx, vy, rows, cols, dataset.GetGeoTransform(), min_speed=min_speed)
 
 
-def _band_indices(dataset) -> Dict[str, int]:
+def _band_indices(dataset) -> dict[str, int]:
     names = {dataset.GetRasterBand(i).GetDescription(): i for i in range(1, dataset.RasterCount + 1)}
     return {"vx": names.get("vx", 1), "vy": names.get("vy", 2)}
 
@@ -182,7 +181,7 @@ def _arrow_feature(fields: QgsFields, arrows: Arrows, index: int) -> QgsFeature:
     return feature
 
 
-def memory_points(fields: QgsFields, features: List[QgsFeature], crs: QgsCoordinateReferenceSystem,
+def memory_points(fields: QgsFields, features: list[QgsFeature], crs: QgsCoordinateReferenceSystem,
                   name: str) -> QgsVectorLayer:
     """A point memory layer holding ``features`` (lost when the project is closed)."""
     layer = QgsVectorLayer("Point", name, "memory")
@@ -194,7 +193,7 @@ def memory_points(fields: QgsFields, features: List[QgsFeature], crs: QgsCoordin
     return layer
 
 
-def write_points_gpkg(path: str, fields: QgsFields, features: List[QgsFeature],
+def write_points_gpkg(path: str, fields: QgsFields, features: list[QgsFeature],
                       crs: QgsCoordinateReferenceSystem) -> str:
     """Write ``features`` (points in ``crs``) to the GeoPackage ``path``, replacing it at once; returns ``path``.
 
@@ -232,7 +231,7 @@ def uncertainty_layer(path: str, band: int, maximum: float, name: str = "uncerta
 
 
 def ramp_renderer(layer: QgsRasterLayer, band: int, minimum: float, maximum: float,
-                  stops: List[Tuple[float, QColor]], unit: str = "") -> QgsSingleBandPseudoColorRenderer:
+                  stops: list[tuple[float, QColor]], unit: str = "") -> QgsSingleBandPseudoColorRenderer:
     """A continuous colour ramp on ``band`` from ``minimum`` to ``maximum``; ``stops`` at fractions 0..1.
 
     Values outside the range are not drawn; the legend reads in ``unit``.
@@ -273,7 +272,7 @@ def arrows_path(product: str) -> str:
     return os.path.splitext(product)[0] + "_arrows.gpkg"
 
 
-def load_results(path: str, engine: str = "", project: Optional[QgsProject] = None) -> ResultLayers:
+def load_results(path: str, engine: str = "", project: QgsProject | None = None) -> ResultLayers:
     """Add the styled layers of the velocity product ``path`` (a pair or an annual stack) to ``project``
     in a new top group: arrows, validity or uncertainty (hidden), speed."""
     project = project or QgsProject.instance()

@@ -5,8 +5,6 @@ last vertex and Esc cancels. The polygon is in the canvas CRS.
 """
 from __future__ import annotations
 
-from typing import List, Optional
-
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
@@ -34,7 +32,7 @@ class PolygonMapTool(QgsMapTool):
 
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
-        self.vertices: List[QgsPointXY] = []
+        self.vertices: list[QgsPointXY] = []
         self.band = QgsRubberBand(canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
         self.band.setColor(QColor(255, 90, 60, 70))
         self.band.setStrokeColor(QColor(255, 90, 60, 230))
@@ -69,7 +67,7 @@ class PolygonMapTool(QgsMapTool):
         self.vertices.append(QgsPointXY(point))
         self._show(self.vertices)
 
-    def finish(self) -> Optional[QgsGeometry]:
+    def finish(self) -> QgsGeometry | None:
         """Close the polygon and emit it; with fewer than 3 distinct vertices, keep drawing (None)."""
         geometry = polygon_from_vertices(self.vertices)
         if geometry is None:
@@ -88,7 +86,7 @@ class PolygonMapTool(QgsMapTool):
         self.vertices = []
         self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
 
-    def _show(self, points: List[QgsPointXY]) -> None:
+    def _show(self, points: list[QgsPointXY]) -> None:
         self.band.setToGeometry(QgsGeometry.fromPolygonXY([points]) if len(points) > 2
                                 else QgsGeometry.fromPolylineXY(points), None)
 
@@ -98,9 +96,9 @@ class PolygonMapTool(QgsMapTool):
         super().deactivate()
 
 
-def polygon_from_vertices(vertices: List[QgsPointXY]) -> Optional[QgsGeometry]:
+def polygon_from_vertices(vertices: list[QgsPointXY]) -> QgsGeometry | None:
     """A valid polygon through ``vertices`` (repeated clicks dropped, self-intersections repaired), or None."""
-    distinct: List[QgsPointXY] = []
+    distinct: list[QgsPointXY] = []
     for point in vertices:
         if not distinct or point != distinct[-1]:
             distinct.append(QgsPointXY(point))
@@ -115,7 +113,7 @@ def polygon_from_vertices(vertices: List[QgsPointXY]) -> Optional[QgsGeometry]:
 
 
 def area_layer(project: QgsProject, crs: QgsCoordinateReferenceSystem, create: bool = True,
-               ) -> Optional[QgsVectorLayer]:
+               ) -> QgsVectorLayer | None:
     """The project's "GlacierFlow area" memory layer (created in ``crs`` when absent and ``create``)."""
     for layer in project.mapLayersByName(AREA_LAYER_NAME):
         if layer.customProperty(AREA_LAYER_PROPERTY) and isinstance(layer, QgsVectorLayer):

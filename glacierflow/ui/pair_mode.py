@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable
 
 from qgis.core import QgsMapLayerProxyModel, QgsProcessingUtils, QgsSettings, QgsVectorLayer
 from qgis.gui import QgsMapLayerComboBox
@@ -23,7 +23,7 @@ class PairMode(QWidget):
     algorithm_id = ALGORITHM_ID
     title = "Image pair"
 
-    def __init__(self, last_folder: Callable[[], str], parent: Optional[QWidget] = None) -> None:
+    def __init__(self, last_folder: Callable[[], str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.last_folder = last_folder
         layout = QVBoxLayout(self)
@@ -86,7 +86,7 @@ class PairMode(QWidget):
         settings.setValue(SETTINGS + "tile_size", self.tile_size.value())
         settings.setValue(SETTINGS + "overlap", self.overlap.value())
 
-    def parameters(self) -> Dict[str, Any]:
+    def parameters(self) -> dict[str, Any]:
         """The algorithm's parameters.
 
         Raises:
@@ -95,7 +95,7 @@ class PairMode(QWidget):
         image_a, image_b = self.image_a.source(), self.image_b.source()
         if not image_a or not image_b:
             raise ValueError("Choose image A (earlier) and image B (later).")
-        parameters: Dict[str, Any] = {
+        parameters: dict[str, Any] = {
             "IMAGE_A": image_a, "IMAGE_B": image_b,
             "DATE_A": self.date_a.text().strip(), "DATE_B": self.date_b.text().strip(),
             "ENGINE": self.engine.currentText(), "TILE_SIZE": self.tile_size.value(),
@@ -124,11 +124,11 @@ class PairMode(QWidget):
             return export_polygons(layer, selected_only=True)
         return layer.source() if layer.providerType() == "ogr" else export_polygons(layer, False)
 
-    def describe(self, parameters: Dict[str, Any]) -> str:
+    def describe(self, parameters: dict[str, Any]) -> str:
         """One log line for the start of a run."""
         return (f"Started {parameters['ENGINE']} on {os.path.basename(parameters['IMAGE_A'])} and "
                 f"{os.path.basename(parameters['IMAGE_B'])} -> {parameters['OUTPUT']}")
 
-    def load(self, results: Dict[str, Any], parameters: Dict[str, Any]) -> ResultLayers:
+    def load(self, results: dict[str, Any], parameters: dict[str, Any]) -> ResultLayers:
         """Add the run's styled layers to the project."""
         return load_results(results.get("OUTPUT", parameters["OUTPUT"]), parameters["ENGINE"])

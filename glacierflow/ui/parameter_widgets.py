@@ -2,7 +2,7 @@
 lay out itself (e.g. a source's URL or credentials, added to an algorithm after the panel was written)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from qgis.core import (
     QgsProcessingParameterBoolean,
@@ -42,7 +42,7 @@ def is_simple(definition: QgsProcessingParameterDefinition) -> bool:
     return not hidden and not definition.isDestination() and definition.type() in SIMPLE_TYPES
 
 
-def _make(definition: Any, parent: QWidget) -> "tuple[QWidget, Callable[[], Any]]":
+def _make(definition: Any, parent: QWidget) -> tuple[QWidget, Callable[[], Any]]:
     default = definition.defaultValue()
     kind = definition.type()
     if kind == QgsProcessingParameterBoolean.typeName():
@@ -64,7 +64,7 @@ def _make(definition: Any, parent: QWidget) -> "tuple[QWidget, Callable[[], Any]
     return edit, lambda: edit.text().strip() or UNSET
 
 
-def _enum(definition: Any, parent: QWidget) -> "tuple[QWidget, Callable[[], Any]]":
+def _enum(definition: Any, parent: QWidget) -> tuple[QWidget, Callable[[], Any]]:
     combo = QComboBox(parent)
     combo.addItems(definition.options())
     default = definition.defaultValue()
@@ -76,7 +76,7 @@ def _enum(definition: Any, parent: QWidget) -> "tuple[QWidget, Callable[[], Any]
     return combo, lambda: combo.currentText() if static else combo.currentIndex()
 
 
-def _number(definition: Any, parent: QWidget) -> "tuple[QWidget, Callable[[], Any]]":
+def _number(definition: Any, parent: QWidget) -> tuple[QWidget, Callable[[], Any]]:
     integer = definition.dataType() == QgsProcessingParameterNumber.Type.Integer
     spin = QSpinBox(parent) if integer else QDoubleSpinBox(parent)
     if not integer:
@@ -93,6 +93,6 @@ def _number(definition: Any, parent: QWidget) -> "tuple[QWidget, Callable[[], An
     return spin, lambda: UNSET if optional and spin.value() == spin.minimum() else spin.value()
 
 
-def field_for(definition: QgsProcessingParameterDefinition, parent: QWidget) -> Optional[ParameterField]:
+def field_for(definition: QgsProcessingParameterDefinition, parent: QWidget) -> ParameterField | None:
     """A :class:`ParameterField` for ``definition``, or None when it needs a richer widget."""
     return ParameterField(definition, parent) if is_simple(definition) else None

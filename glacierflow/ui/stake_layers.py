@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Dict, List, Optional
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -46,7 +45,7 @@ ERROR_RULES = (
 NUMBER_COLUMNS = ("measured_speed", "estimated_speed", "diff_speed")
 
 
-def read_stake_table(path: str, product: str = "") -> List[Dict[str, str]]:
+def read_stake_table(path: str, product: str = "") -> list[dict[str, str]]:
     """The rows of the stake table ``path`` (up to the blank line before the summary).
 
     With ``product`` (a file name or path), only its rows when the table has any.
@@ -69,7 +68,7 @@ def read_stake_table(path: str, product: str = "") -> List[Dict[str, str]]:
     return mine if name and mine else rows
 
 
-def _number(text: Optional[str]) -> Optional[float]:
+def _number(text: str | None) -> float | None:
     try:
         value = float(text) if text not in (None, "") else math.nan
     except ValueError:
@@ -87,7 +86,7 @@ def stake_fields() -> QgsFields:
     return fields
 
 
-def stake_features(rows: List[Dict[str, str]], fields: QgsFields) -> List[QgsFeature]:
+def stake_features(rows: list[dict[str, str]], fields: QgsFields) -> list[QgsFeature]:
     """One point per row with a position."""
     features = []
     for row in rows:

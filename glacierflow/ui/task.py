@@ -3,8 +3,9 @@ can show."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable
 
 from qgis.core import (
     QgsApplication,
@@ -18,8 +19,8 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 # Jobs in flight: the task holds its context by reference, so the context (and the feedback) must
 # outlive the task even when the panel that started it is closed or the plugin unloaded.
-_IN_FLIGHT: Dict[int, Tuple[Any, ...]] = {}
-_CHAINS: Set["AlgorithmChain"] = set()  # chains in flight, kept alive the same way
+_IN_FLIGHT: dict[int, tuple[Any, ...]] = {}
+_CHAINS: set[AlgorithmChain] = set()  # chains in flight, kept alive the same way
 
 
 class LogFeedback(QgsProcessingFeedback):
@@ -52,9 +53,9 @@ class LogFeedback(QgsProcessingFeedback):
         self.message.emit(error, True)
 
 
-def start_algorithm(algorithm_id: str, parameters: Dict[str, Any], feedback: QgsProcessingFeedback,
-                    on_executed: Callable[[bool, Dict[str, Any]], None], project: Optional[QgsProject] = None,
-                    ) -> Tuple[QgsProcessingAlgRunnerTask, QgsProcessingContext]:
+def start_algorithm(algorithm_id: str, parameters: dict[str, Any], feedback: QgsProcessingFeedback,
+                    on_executed: Callable[[bool, dict[str, Any]], None], project: QgsProject | None = None,
+                    ) -> tuple[QgsProcessingAlgRunnerTask, QgsProcessingContext]:
     """Queue ``algorithm_id`` with ``parameters`` in the task manager; returns the task and its context.
 
     ``on_executed(ok, results)`` is called in the main thread when the task ends; the context
@@ -84,7 +85,7 @@ class ChainStep:
     steps before it keyed by algorithm id (e.g. the forecast reads the series step's OUTPUT)."""
 
     algorithm_id: str
-    parameters: Callable[[Dict[str, Dict[str, Any]]], Dict[str, Any]]
+    parameters: Callable[[dict[str, dict[str, Any]]], dict[str, Any]]
 
 
 class AlgorithmChain(QObject):
@@ -100,13 +101,13 @@ class AlgorithmChain(QObject):
     stepStarted = pyqtSignal(int, str)  # noqa: N815 (Qt naming): step index, algorithm display name
 
     def __init__(self, steps: Sequence[ChainStep], feedback: QgsProcessingFeedback,
-                 project: Optional[QgsProject] = None) -> None:
+                 project: QgsProject | None = None) -> None:
         super().__init__()
         self.steps = list(steps)
         self.feedback = feedback
         self.project = project
-        self.results: Dict[str, Dict[str, Any]] = {}
-        self.task: Optional[QgsProcessingAlgRunnerTask] = None
+        self.results: dict[str, dict[str, Any]] = {}
+        self.task: QgsProcessingAlgRunnerTask | None = None
         # Scales each step's 0-100 onto its share of the whole; cancelling ``feedback`` cancels it too.
         self._step_feedback = QgsProcessingMultiStepFeedback(len(self.steps), feedback)
         self._index = -1
@@ -133,7 +134,7 @@ class AlgorithmChain(QObject):
         self.task, _ = start_algorithm(step.algorithm_id, step.parameters(self.results), self._step_feedback,
                                        self._on_step_executed, self.project)
 
-    def _on_step_executed(self, ok: bool, results: Dict[str, Any]) -> None:
+    def _on_step_executed(self, ok: bool, results: dict[str, Any]) -> None:
         step = self.steps[self._index]
         if not ok or self.feedback.isCanceled():
             if ok:  # it finished just as the user cancelled: its output goes with the others
@@ -158,7 +159,7 @@ class AlgorithmChain(QObject):
         _CHAINS.discard(self)
         self.executed.emit(ok, dict(self.results) if ok else {})
 
-    def output_files(self) -> List[str]:
+    def output_files(self) -> list[str]:
         """The files the finished steps wrote (their destination parameters' results)."""
         files = []
         for algorithm_id, results in self.results.items():
@@ -178,7 +179,7 @@ def remove_output(path: str) -> None:
 
 
 def start_chain(steps: Sequence[ChainStep], feedback: QgsProcessingFeedback,
-                on_executed: Callable[[bool, Dict[str, Any]], None], project: Optional[QgsProject] = None,
+                on_executed: Callable[[bool, dict[str, Any]], None], project: QgsProject | None = None,
                 ) -> AlgorithmChain:
     """Run ``steps`` one after another in the task manager; ``on_executed(ok, results_by_algorithm_id)`` is
     called in the main thread when the last ends, one fails, or ``feedback`` is cancelled.

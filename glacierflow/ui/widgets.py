@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Callable, Optional
+from typing import Callable
 
 from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
@@ -78,7 +78,7 @@ class RasterPicker(QWidget):
 
     fileChosen = pyqtSignal(str)  # noqa: N815 (Qt naming): the folder of a newly chosen file
 
-    def __init__(self, folder: Callable[[], str], parent: Optional[QWidget] = None) -> None:
+    def __init__(self, folder: Callable[[], str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._folder = folder
         self.combo = QgsMapLayerComboBox(self)
@@ -166,7 +166,7 @@ class HelpDialog(QDialog):
     """An algorithm's help text (inputs, units, outputs, papers), with a button to open its Processing dialog."""
 
     def __init__(self, algorithm_id: str, title: str, help_html: str, help_url: str = "",
-                 parent: Optional[QWidget] = None) -> None:
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.algorithm_id = algorithm_id
         self.setWindowTitle(f"GlacierFlow help: {title}")

@@ -38,10 +38,11 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -75,9 +76,9 @@ class FakeImage:
 
     image_id: str
     time: datetime
-    properties: Dict[str, Any]
-    footprint: Dict[str, Any]
-    bands: Dict[str, str]
+    properties: dict[str, Any]
+    footprint: dict[str, Any]
+    bands: dict[str, str]
     update_time: str = "2024-01-01T00:00:00Z"
 
 
@@ -88,16 +89,16 @@ class Recorded:
     method: str
     action: str  # discovery, listAssets, getPixels, token, ...
     path: str
-    query: Dict[str, str]
+    query: dict[str, str]
     body: Any
-    headers: Dict[str, str]  # names in lower case
+    headers: dict[str, str]  # names in lower case
 
 
 @dataclass
 class _Fault:
     status: int = 0
     hang_s: float = 0.0
-    actions: Tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
     remaining: int = 0
     after: int = 0  # matching requests to let through first
 
@@ -115,15 +116,15 @@ class EarthEngineServer:
         requests: every request received, in order.
     """
 
-    collections: Dict[str, List[FakeImage]]
+    collections: dict[str, list[FakeImage]]
     token: str = "test-token"
     projects: Sequence[str] = ("glacier-project",)
     max_page_size: int = 1000
     issued_token: str = ""  # what /token hands out ("" = ``token``; another value is then refused with 401)
-    requests: List[Recorded] = field(default_factory=list)
-    _faults: List[_Fault] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+    _faults: list[_Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _httpd: Optional[ThreadingHTTPServer] = None
+    _httpd: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -132,7 +133,7 @@ class EarthEngineServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "EarthEngineServer":
+    def start(self) -> EarthEngineServer:
         """Listen on a free port of 127.0.0.1 in a background thread."""
         handler = functools.partial(_Handler, self)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -148,7 +149,7 @@ class EarthEngineServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "EarthEngineServer":
+    def __enter__(self) -> EarthEngineServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -166,12 +167,12 @@ class EarthEngineServer:
         with self._lock:
             self._faults.append(_Fault(hang_s=seconds, actions=tuple(actions), remaining=count))
 
-    def calls(self, action: str) -> List[Recorded]:
+    def calls(self, action: str) -> list[Recorded]:
         """The recorded requests of one action (``getPixels``, ``listAssets``, ...)."""
         with self._lock:
             return [r for r in self.requests if r.action == action]
 
-    def _take_fault(self, action: str) -> Optional[_Fault]:
+    def _take_fault(self, action: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.remaining > 0 and action in fault.actions:
@@ -187,7 +188,7 @@ class EarthEngineServer:
             self.requests.append(request)
 
 
-class _Reply(Exception):
+class _Reply(Exception):  # noqa: N818 (a reply, not an error)
     """An HTTP answer raised from deep inside a handler."""
 
     def __init__(self, status: int, body: bytes, content_type: str = "application/json") -> None:
@@ -211,13 +212,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.service = service
         super().__init__(*args, **kwargs)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output quiet
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
@@ -250,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout): nothing to answer
 
-    def _route(self, method: str, action: str, path: str, query: Dict[str, str], body: Any) -> _Reply:
+    def _route(self, method: str, action: str, path: str, query: dict[str, str], body: Any) -> _Reply:
         if action == "discovery":
             return _json(discovery_document(self.service.url))
         if action == "token":
@@ -281,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
                               "Grant the caller the roles/serviceusage.serviceUsageConsumer role, or register the "
                               "project for Earth Engine, and then retry.")
 
-    def _list(self, name: str, action: str, query: Dict[str, str]) -> _Reply:
+    def _list(self, name: str, action: str, query: dict[str, str]) -> _Reply:
         collection = _collection_of(name)
         images = self.service.collections.get(collection)
         if images is None:
@@ -296,13 +297,13 @@ class _Handler(BaseHTTPRequestHandler):
         size = min(int(query.get("pageSize") or self.service.max_page_size), self.service.max_page_size)
         page = matching[start:start + size]
         key = "assets" if action == "listAssets" else "images"
-        payload: Dict[str, Any] = {key: [_asset_json(collection, image, query.get("view", "FULL"))
+        payload: dict[str, Any] = {key: [_asset_json(collection, image, query.get("view", "FULL"))
                                          for image in page]}
         if start + size < len(matching):
             payload["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
         return _json(payload)
 
-    def _pixels(self, name: str, body: Dict[str, Any]) -> _Reply:
+    def _pixels(self, name: str, body: dict[str, Any]) -> _Reply:
         collection, _, image_id = _collection_of(name).rpartition("/")
         image = next((i for i in self.service.collections.get(collection, []) if i.image_id == image_id), None)
         if image is None:
@@ -342,7 +343,7 @@ def _collection_of(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _wheel_discovery() -> Dict[str, Any]:
+def _wheel_discovery() -> dict[str, Any]:
     spec = importlib.util.find_spec("ee")
     assert spec is not None and spec.submodule_search_locations, "earthengine-api is not installed"
     path = os.path.join(list(spec.submodule_search_locations)[0], "tests", "cloud_api_discovery_document.json")
@@ -350,7 +351,7 @@ def _wheel_discovery() -> Dict[str, Any]:
         return json.load(handle)
 
 
-def discovery_document(base_url: str) -> Dict[str, Any]:
+def discovery_document(base_url: str) -> dict[str, Any]:
     """The wheel's discovery document as a v1 document served from ``base_url``."""
     text = json.dumps(_wheel_discovery()).replace("v1alpha/", "v1/").replace('"v1alpha"', '"v1"')
     document = json.loads(text)
@@ -365,9 +366,9 @@ def discovery_document(base_url: str) -> Dict[str, Any]:
     return document
 
 
-def _asset_json(collection: str, image: FakeImage, view: str) -> Dict[str, Any]:
+def _asset_json(collection: str, image: FakeImage, view: str) -> dict[str, Any]:
     stamp = image.time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    asset: Dict[str, Any] = {"type": "IMAGE", "name": f"projects/{PUBLIC_PROJECT}/assets/{collection}/{image.image_id}",
+    asset: dict[str, Any] = {"type": "IMAGE", "name": f"projects/{PUBLIC_PROJECT}/assets/{collection}/{image.image_id}",
                              "id": f"{collection}/{image.image_id}", "updateTime": image.update_time}
     if view == "BASIC":
         return asset
@@ -382,7 +383,7 @@ _TERM = re.compile(r'\s*(startTime|endTime|properties\.[A-Za-z0-9_:]+)\s*(<=|>=|
 _INTERSECTS = re.compile(r'\s*intersects\("(.*)"\)\s*$', re.DOTALL)
 
 
-def _split_and(text: str) -> List[str]:
+def _split_and(text: str) -> list[str]:
     """Split ``text`` on AND outside double quotes."""
     terms, current, quoted = [], "", False
     index = 0
@@ -427,7 +428,7 @@ def _term_holds(image: FakeImage, term: str) -> bool:
             "=": left == right, "!=": left != right}[operator]
 
 
-def _intersects(first: Dict[str, Any], second: Dict[str, Any]) -> bool:
+def _intersects(first: dict[str, Any], second: dict[str, Any]) -> bool:
     from osgeo import ogr
 
     a, b = ogr.CreateGeometryFromJson(json.dumps(first)), ogr.CreateGeometryFromJson(json.dumps(second))
@@ -437,7 +438,7 @@ def _intersects(first: Dict[str, Any], second: Dict[str, Any]) -> bool:
 
 
 # --- pixels -------------------------------------------------------------------------------------------------
-def _native_grid(path: str) -> Dict[str, Any]:
+def _native_grid(path: str) -> dict[str, Any]:
     from osgeo import gdal
 
     dataset = gdal.Open(path)
@@ -448,7 +449,7 @@ def _native_grid(path: str) -> Dict[str, Any]:
                                 "translateY": y0}}
 
 
-def _grid_wkt(grid: Dict[str, Any]) -> str:
+def _grid_wkt(grid: dict[str, Any]) -> str:
     from osgeo import osr
 
     srs = osr.SpatialReference()
@@ -470,7 +471,7 @@ def _band_dtype(path: str) -> np.dtype:
     return np.dtype(_NUMPY_TYPES[gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType)])
 
 
-def _warp(path: str, grid: Dict[str, Any]) -> np.ndarray:
+def _warp(path: str, grid: dict[str, Any]) -> np.ndarray:
     """One band of ``path`` on the request grid, nearest neighbour, masked (nodata, outside) as 0."""
     from osgeo import gdal
 
@@ -500,7 +501,7 @@ def _npy(bands: Sequence[str], arrays: Sequence[np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def _geotiff(arrays: Sequence[np.ndarray], grid: Dict[str, Any]) -> bytes:
+def _geotiff(arrays: Sequence[np.ndarray], grid: dict[str, Any]) -> bytes:
     """A GeoTIFF of all bands in their common type, georeferenced on the request grid."""
     from osgeo import gdal
 

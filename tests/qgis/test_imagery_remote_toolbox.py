@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ SCL_MASKED = (0, 1, 3, 8, 9, 10)  # Sen2Cor classes the Sentinel-2 profiles mask
 S2_COLLECTION = "sentinel-2-l2a"
 
 # id -> (time, cloud %, BOA offset already applied, SCL file); the search over the AOI in 2022 keeps 0705 and 0805
-SEARCH_ITEMS: Dict[str, Tuple[str, float, bool, str]] = {
+SEARCH_ITEMS: dict[str, tuple[str, float, bool, str]] = {
     "S2B_32VLP_20220705_0_L2A": ("2022-07-05T10:40:22Z", 5.0, True, "scl"),
     "S2A_32VLP_20220720_0_L2A": ("2022-07-20T10:40:20Z", 12.0, True, "scl_cloudy"),  # < 50 % usable
     "S2A_32VLP_20220805_0_L2A": ("2022-08-05T10:40:20Z", 20.0, False, "scl"),  # DN carry the -1000 offset
@@ -64,13 +64,13 @@ def private_cache(tmp_path_factory):
 class StacWorld:
     files: FileServer
     api_url: str
-    arrays: Dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray]
     aoi: str  # GeoPackage of the search polygon (EPSG:4326)
     velocity_aoi: str
-    truth: Dict[str, np.ndarray]  # vx, vy (m/yr) and glacier on the velocity scenes' grid
+    truth: dict[str, np.ndarray]  # vx, vy (m/yr) and glacier on the velocity scenes' grid
 
 
-def search_arrays() -> Dict[str, np.ndarray]:
+def search_arrays() -> dict[str, np.ndarray]:
     """DN of nir (textured), green and swir16 (snow on the western half), and two SCL layouts."""
     rng = np.random.default_rng(11)
     nir = (2000 + rng.integers(0, 3000, (SIDE, SIDE))).astype(np.uint16)
@@ -102,7 +102,7 @@ def write_area(path: Path, crs_wkt: str, bounds: Sequence[float]) -> str:
     return str(path)
 
 
-def _search_items(files: FileServer) -> List[dict]:
+def _search_items(files: FileServer) -> list[dict]:
     ring = footprint_lonlat(UTM32, (X0, Y0 - SIDE * 10, X0 + SIDE * 10, Y0))
     items = []
     for item_id, (when, cloud, applied, scl) in SEARCH_ITEMS.items():
@@ -118,7 +118,7 @@ def _search_items(files: FileServer) -> List[dict]:
     return items
 
 
-def _velocity_scenes(folder: Path, files: FileServer) -> Tuple[List[dict], Dict[str, np.ndarray]]:
+def _velocity_scenes(folder: Path, files: FileServer) -> tuple[list[dict], dict[str, np.ndarray]]:
     """B08 COGs of a synthetic glacier moving ``VELOCITY_PX_PER_YEAR`` px/yr at most, and their items."""
     pair = glacier_pair(shape=(SIDE, SIDE), max_displacement_px=VELOCITY_PX_PER_YEAR, seed=5, noise=0.0,
                         brightness_change=False)
@@ -181,7 +181,7 @@ def stac_parameters(stac: StacWorld, **more) -> dict:
     return parameters
 
 
-def table_rows(path: str) -> List[dict]:
+def table_rows(path: str) -> list[dict]:
     from qgis.core import QgsVectorLayer
 
     layer = QgsVectorLayer(path, "scenes")
@@ -189,7 +189,7 @@ def table_rows(path: str) -> List[dict]:
     return [{name: feature[name] for name in layer.fields().names()} for feature in layer.getFeatures()]
 
 
-def offsets(dataset, x0: float, y0: float, pixel: float) -> Tuple[int, int]:
+def offsets(dataset, x0: float, y0: float, pixel: float) -> tuple[int, int]:
     """Column and row of ``dataset``'s upper-left pixel on the grid at (x0, y0) with ``pixel`` m pixels."""
     gx, dx, _, gy, _, dy = dataset.GetGeoTransform()
     assert dx == pytest.approx(pixel) and dy == pytest.approx(-pixel)

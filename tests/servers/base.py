@@ -4,7 +4,6 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Type
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -22,7 +21,7 @@ class LocalServer:
     The handler reaches the owning server object as ``self.server.owner``.
     """
 
-    def __init__(self, handler: Type[BaseHTTPRequestHandler]) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self  # type: ignore[attr-defined]

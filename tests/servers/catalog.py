@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from osgeo import gdal, osr
@@ -17,7 +17,7 @@ def epsg_wkt(code: int) -> str:
     return srs.ExportToWkt()
 
 
-def write_cog(path: str, array: np.ndarray, crs_wkt: str, transform: Sequence[float], nodata: Optional[float],
+def write_cog(path: str, array: np.ndarray, crs_wkt: str, transform: Sequence[float], nodata: float | None,
               overview_resampling: str = "AVERAGE") -> str:
     """Write ``array`` as a deflate COG with 256 px blocks and overviews (so a small read needs few blocks)."""
     height, width = array.shape
@@ -37,7 +37,7 @@ def write_cog(path: str, array: np.ndarray, crs_wkt: str, transform: Sequence[fl
     return path
 
 
-def footprint_lonlat(crs_wkt: str, bounds: Sequence[float]) -> List[List[float]]:
+def footprint_lonlat(crs_wkt: str, bounds: Sequence[float]) -> list[list[float]]:
     """The rectangle ``bounds`` (in ``crs_wkt``) as a closed lon/lat ring."""
     source = osr.SpatialReference()
     source.ImportFromWkt(crs_wkt)
@@ -51,7 +51,7 @@ def footprint_lonlat(crs_wkt: str, bounds: Sequence[float]) -> List[List[float]]
     return [list(transform.TransformPoint(x, y)[:2]) for x, y in corners]
 
 
-def stac_item(item_id: str, collection: str, when: str, ring: List[List[float]], assets: Dict[str, str],
+def stac_item(item_id: str, collection: str, when: str, ring: list[list[float]], assets: dict[str, str],
               **properties: object) -> dict:
     """A STAC 1.0 item with a polygon footprint, ``datetime`` and asset hrefs."""
     lons, lats = [p[0] for p in ring], [p[1] for p in ring]
@@ -66,7 +66,7 @@ def stac_item(item_id: str, collection: str, when: str, ring: List[List[float]],
     }
 
 
-def write_items(path: str, items: List[dict]) -> str:
+def write_items(path: str, items: list[dict]) -> str:
     """Write ``items`` as a GeoJSON FeatureCollection (an item collection rustac loads)."""
     with open(path, "w", encoding="utf-8") as handle:
         json.dump({"type": "FeatureCollection", "features": items}, handle)

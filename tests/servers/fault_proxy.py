@@ -10,11 +10,10 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
 
 from .base import LocalServer, QuietHandler
 
-Fault = Tuple[int, float]  # (HTTP status, 0 = forward; seconds to wait before answering)
+Fault = tuple[int, float]  # (HTTP status, 0 = forward; seconds to wait before answering)
 
 
 class FaultProxy(LocalServer):
@@ -30,10 +29,10 @@ class FaultProxy(LocalServer):
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
-        self.faults: Deque[Fault] = deque()
-        self.always: Optional[Fault] = None
-        self.required_header: Optional[Tuple[str, str]] = None
-        self.log: List[Tuple[str, str, Optional[dict]]] = []
+        self.faults: deque[Fault] = deque()
+        self.always: Fault | None = None
+        self.required_header: tuple[str, str] | None = None
+        self.log: list[tuple[str, str, dict | None]] = []
         super().__init__(_ProxyHandler)
 
     def reset(self) -> None:
@@ -44,13 +43,13 @@ class FaultProxy(LocalServer):
             self.required_header = None
             self.log.clear()
 
-    def next_fault(self) -> Optional[Fault]:
+    def next_fault(self) -> Fault | None:
         with self.lock:
             if self.faults:
                 return self.faults.popleft()
             return self.always
 
-    def searches(self) -> List[Tuple[str, str, Optional[dict]]]:
+    def searches(self) -> list[tuple[str, str, dict | None]]:
         """The logged requests to ``/search``."""
         with self.lock:
             return [entry for entry in self.log if entry[1].split("?")[0].rstrip("/").endswith("/search")]
@@ -85,7 +84,7 @@ class _ProxyHandler(QuietHandler):
                 return
         self._forward(owner, method, body)
 
-    def _forward(self, owner: FaultProxy, method: str, body: Optional[bytes]) -> None:
+    def _forward(self, owner: FaultProxy, method: str, body: bytes | None) -> None:
         headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
         request = urllib.request.Request(owner.target + self.path, data=body, method=method, headers=headers)
         try:
@@ -95,7 +94,7 @@ class _ProxyHandler(QuietHandler):
             status, payload, answer_headers = error.code, error.read(), dict(error.headers)
         self._reply(status, payload, {"Content-Type": answer_headers.get("Content-Type", "application/json")})
 
-    def _reply(self, status: int, payload: bytes, headers: Dict[str, str]) -> None:
+    def _reply(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
         try:
             self.send_response(status)
             for key, value in headers.items():

@@ -12,11 +12,10 @@ import os
 import re
 import urllib.parse
 from collections import Counter
-from typing import Dict, List, Optional, Set, Tuple
 
 from .base import LocalServer, QuietHandler
 
-Range = Tuple[int, int]  # first and last byte, inclusive
+Range = tuple[int, int]  # first and last byte, inclusive
 
 
 class FileServer(LocalServer):
@@ -35,13 +34,13 @@ class FileServer(LocalServer):
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
-        self.required_query: Dict[str, str] = {}
+        self.required_query: dict[str, str] = {}
         self.protected_prefix = ""
-        self.truncate: Set[str] = set()
+        self.truncate: set[str] = set()
         self.fail_next: Counter = Counter()
         self.requests: Counter = Counter()
         self.bytes_sent: Counter = Counter()
-        self.log: List[Tuple[str, str, str, int]] = []
+        self.log: list[tuple[str, str, str, int]] = []
         super().__init__(_FileHandler)
 
     def href(self, relative: str) -> str:
@@ -68,7 +67,7 @@ class FileServer(LocalServer):
                 self.bytes_sent[path] += sent
 
 
-def parse_ranges(header: str, size: int) -> Optional[List[Range]]:
+def parse_ranges(header: str, size: int) -> list[Range] | None:
     """Byte ranges of a ``Range: bytes=...`` header clipped to ``size``; None when unsatisfiable."""
     match = re.fullmatch(r"\s*bytes\s*=\s*(.+)", header)
     if not match:
@@ -140,7 +139,7 @@ class _FileHandler(QuietHandler):
             self._send(206, payload, {"Content-Type": f"multipart/byteranges; boundary={boundary}"},
                        body, relative, byte_range)
 
-    def _send(self, status: int, payload: bytes, headers: Dict[str, str], body: bool, relative: str,
+    def _send(self, status: int, payload: bytes, headers: dict[str, str], body: bool, relative: str,
               byte_range: str) -> None:
         owner: FileServer = self.server.owner  # type: ignore[attr-defined]
         cut = body and relative in owner.truncate
@@ -158,7 +157,7 @@ class _FileHandler(QuietHandler):
         if cut:
             self.close_connection = True  # the client is left short of Content-Length: a broken download
 
-    def _plain(self, status: int, text: bytes, body: bool, headers: Optional[Dict[str, str]] = None) -> None:
+    def _plain(self, status: int, text: bytes, body: bool, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(text)))
@@ -169,7 +168,7 @@ class _FileHandler(QuietHandler):
             self.wfile.write(text)
 
 
-def _multipart(data: bytes, ranges: List[Range]) -> Tuple[bytes, str]:
+def _multipart(data: bytes, ranges: list[Range]) -> tuple[bytes, str]:
     boundary = "glacierflowrangeboundary"
     parts = []
     for start, end in ranges:

@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import List, Optional
 
 from .base import free_port
 
 
-def rustac_executable() -> Optional[str]:
+def rustac_executable() -> str | None:
     """The ``rustac`` command beside this Python (the venv) or on PATH, or None when not installed."""
     beside = os.path.join(os.path.dirname(sys.executable), "rustac")
     if os.access(beside, os.X_OK):
@@ -27,15 +26,15 @@ def rustac_executable() -> Optional[str]:
 class RustacServer:
     """``rustac serve`` on ``item_files``; its links name ``public_url`` when given (a proxy in front of it)."""
 
-    def __init__(self, executable: str, item_files: List[str], log_path: str) -> None:
+    def __init__(self, executable: str, item_files: list[str], log_path: str) -> None:
         self.executable = executable
         self.item_files = item_files
         self.log_path = log_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
 
-    def start(self, public_url: str = "", wait_s: float = 20.0) -> "RustacServer":
+    def start(self, public_url: str = "", wait_s: float = 20.0) -> RustacServer:
         """Start the server and wait until its landing page answers."""
         address = ["--addr", public_url, "--bind", f"127.0.0.1:{self.port}"] if public_url else \
             ["--addr", f"127.0.0.1:{self.port}"]

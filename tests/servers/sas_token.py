@@ -10,7 +10,6 @@ import json
 import urllib.parse
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Optional
 
 from .base import LocalServer, QuietHandler
 
@@ -30,9 +29,9 @@ class SasTokenServer(LocalServer):
     def __init__(self, signature: str = "glacierflow-test-signature") -> None:
         self.signature = signature
         self.lifetime = timedelta(hours=1)
-        self.required_key: Optional[str] = None
+        self.required_key: str | None = None
         self.requests: Counter = Counter()
-        self.keys_seen: Dict[str, int] = {}
+        self.keys_seen: dict[str, int] = {}
         super().__init__(_TokenHandler)
 
     @property

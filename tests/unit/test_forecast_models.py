@@ -8,7 +8,7 @@ torch through onnxruntime. Skipped where torch is absent (plugin-only install).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ from training.forecast import export, registry  # noqa: E402
 from training.raft.export import read_card  # noqa: E402
 
 PATCH = 20
-TINY: Dict[str, Dict[str, Any]] = {
+TINY: dict[str, dict[str, Any]] = {
     "sa_lstm": dict(width=16, heads=2),
     "lstm_encdec": dict(width=16),
     "convlstm": dict(width=4),

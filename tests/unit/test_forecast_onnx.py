@@ -7,7 +7,7 @@ folder (torch is needed only for that); the shipped models in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,7 +51,7 @@ def _scene(shape: tuple, seed: int = 0) -> np.ndarray:
 
 class Recorder(Feedback):
     def __init__(self, cancel_after: int = -1) -> None:
-        self.percents: List[float] = []
+        self.percents: list[float] = []
         self.cancel_after = cancel_after
 
     def progress(self, percent: float) -> None:
@@ -75,13 +75,13 @@ def test_card_and_provider(tiny_path: str) -> None:
 def test_predict_patches_in_batches_with_progress_and_cancel(tiny_path: str) -> None:
     forecaster = OnnxForecaster(tiny_path, device="cpu")
     inputs = _scene((7, 4, PATCH, PATCH))
-    percents: List[float] = []
+    percents: list[float] = []
     out = forecaster.predict_patches(inputs, batch_size=3, progress=percents.append)
     assert out.shape == (7, 4, PATCH, PATCH) and out.dtype == np.float32
     assert percents == pytest.approx([300 / 7, 600 / 7, 100.0])
     # an untrained forecaster is persistence (zero change head, skip on the last frame)
     np.testing.assert_allclose(out, np.repeat(inputs[:, -1:], 4, axis=1), atol=1e-6)
-    calls: List[int] = []
+    calls: list[int] = []
 
     def cancel_on_second() -> bool:
         calls.append(1)

@@ -12,22 +12,21 @@ import socket
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ee", reason="earthengine-api is not installed (pip install earthengine-api==1.7.50)")
 
-from ee_server import EarthEngineServer, FakeImage  # noqa: E402 - after the skip
-from osgeo import gdal, osr  # noqa: E402
+from ee_server import EarthEngineServer, FakeImage
+from osgeo import gdal, osr
 
-from glacierflow.core.errors import GlacierFlowError  # noqa: E402
-from glacierflow.core.geo.grid import Grid  # noqa: E402
-from glacierflow.core.imagery import Area, SceneCache  # noqa: E402
-from glacierflow.core.imagery import earth_engine as ee_source  # noqa: E402
-from glacierflow.core.imagery.earth_engine import EarthEngineSource, month_windows, resolve_login  # noqa: E402
-from glacierflow.core.io.raster import transform_bounds, write_array  # noqa: E402
+from glacierflow.core.errors import GlacierFlowError
+from glacierflow.core.geo.grid import Grid
+from glacierflow.core.imagery import Area, SceneCache
+from glacierflow.core.imagery import earth_engine as ee_source
+from glacierflow.core.imagery.earth_engine import EarthEngineSource, month_windows, resolve_login
+from glacierflow.core.io.raster import transform_bounds, write_array
 
 SR = "COPERNICUS/S2_SR_HARMONIZED"
 L1C = "COPERNICUS/S2_HARMONIZED"
@@ -51,7 +50,7 @@ START, END = datetime(2021, 1, 1, tzinfo=timezone.utc), datetime(2022, 12, 31, 2
 SUMMER = set(range(6, 11))
 
 
-def _footprint(shift_deg: float = 0.0) -> Dict:
+def _footprint(shift_deg: float = 0.0) -> dict:
     west, south, east, north = transform_bounds(NATIVE.bounds(), UTM33, WGS84)
     ring = [[west + shift_deg, south], [east + shift_deg, south], [east + shift_deg, north],
             [west + shift_deg, north], [west + shift_deg, south]]
@@ -59,7 +58,7 @@ def _footprint(shift_deg: float = 0.0) -> Dict:
 
 
 @pytest.fixture(scope="module")
-def bands(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
+def bands(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Band GeoTIFFs: B8 with a fill strip (0, nodata), B3, B11 (20 m), SCL masks, QA60 with a cloud block."""
     folder = tmp_path_factory.mktemp("ee_bands")
     rng = np.random.default_rng(4)
@@ -83,7 +82,7 @@ def bands(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     return paths
 
 
-def _image(image_id: str, when: str, cloud: float, bands: Dict[str, str], scl: str = "SCL_clear",
+def _image(image_id: str, when: str, cloud: float, bands: dict[str, str], scl: str = "SCL_clear",
            shift_deg: float = 0.0) -> FakeImage:
     return FakeImage(image_id, datetime.fromisoformat(when).replace(tzinfo=timezone.utc),
                      {"CLOUDY_PIXEL_PERCENTAGE": cloud, "MGRS_TILE": "33WXS", "SPACECRAFT_NAME": "Sentinel-2A"},
@@ -92,7 +91,7 @@ def _image(image_id: str, when: str, cloud: float, bands: Dict[str, str], scl: s
 
 
 @pytest.fixture()
-def catalogue(bands: Dict[str, str]) -> Dict[str, List[FakeImage]]:
+def catalogue(bands: dict[str, str]) -> dict[str, list[FakeImage]]:
     """Seven SR scenes, each failing one filter or passing, and one L1C scene."""
     return {
         SR: [
@@ -109,7 +108,7 @@ def catalogue(bands: Dict[str, str]) -> Dict[str, List[FakeImage]]:
 
 
 @pytest.fixture()
-def server(catalogue: Dict[str, List[FakeImage]]):
+def server(catalogue: dict[str, list[FakeImage]]):
     with EarthEngineServer(catalogue, token=TOKEN, projects=(PROJECT,)) as running:
         yield running
 
@@ -137,7 +136,7 @@ def _direct_warp(path: str, grid: Grid) -> np.ndarray:
     return target.GetRasterBand(1).ReadAsArray()
 
 
-def _cache_files(tmp_path: Path) -> List[str]:
+def _cache_files(tmp_path: Path) -> list[str]:
     """The fetched arrays in the cache (the search's remembered valid fractions are not fetches)."""
     folder = tmp_path / "cache"
     return sorted(n for n in os.listdir(folder) if n != "valid_fraction") if folder.is_dir() else []

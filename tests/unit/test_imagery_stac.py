@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -41,8 +40,8 @@ AOI_BOUNDS = (X0 + 64 * 30.0, Y0 - 192 * 30.0, X0 + 192 * 30.0, Y0 - 64 * 30.0)
 AOI = Area("POLYGON(({0} {1},{2} {1},{2} {3},{0} {3},{0} {1}))".format(*AOI_BOUNDS), UTM32)
 # A triangle 100 km east: its bounding box holds a scene its area does not touch.
 TRIANGLE_X, TRIANGLE_Y = X0 + 100000.0, Y0 - 10000.0
-TRIANGLE = Area("POLYGON(({0} {1},{2} {1},{0} {3},{0} {1}))".format(
-    TRIANGLE_X, TRIANGLE_Y, TRIANGLE_X + 10000, TRIANGLE_Y + 10000), UTM32)
+TRIANGLE = Area(f"POLYGON(({TRIANGLE_X} {TRIANGLE_Y},{TRIANGLE_X + 10000} {TRIANGLE_Y},"
+                f"{TRIANGLE_X} {TRIANGLE_Y + 10000},{TRIANGLE_X} {TRIANGLE_Y}))", UTM32)
 YEAR_2021 = (parse_date_bound("2021-01-01"), parse_date_bound("2021-12-31", end=True))
 SUMMER = parse_months("6-10")
 
@@ -51,7 +50,7 @@ QA_WATER_BIT = 1 << 7
 SCL_VEGETATION, SCL_SNOW, SCL_CLOUD, SCL_SHADOW, SCL_NODATA = 4, 11, 9, 3, 0
 
 
-def landsat_arrays() -> Dict[str, np.ndarray]:
+def landsat_arrays() -> dict[str, np.ndarray]:
     """DN of green, swir16 and nir08 (noise, one DN 0) and two qa_pixel layouts, 512 x 512 px at 30 m."""
     rng = np.random.default_rng(42)
     arrays = {name: (base + rng.integers(0, 4000, (512, 512))).astype(np.uint16)
@@ -72,7 +71,7 @@ def landsat_arrays() -> Dict[str, np.ndarray]:
     return arrays
 
 
-def sentinel_arrays() -> Dict[str, np.ndarray]:
+def sentinel_arrays() -> dict[str, np.ndarray]:
     """B08 DN (1024 x 1024 px at 10 m) and SCL classes (512 x 512 px at 20 m)."""
     rng = np.random.default_rng(7)
     b08 = (2000 + rng.integers(0, 3000, (1024, 1024))).astype(np.uint16)
@@ -93,18 +92,18 @@ class World:
     proxy: FaultProxy
     pc_url: str
     es_url: str
-    landsat: Dict[str, np.ndarray]
-    sentinel: Dict[str, np.ndarray]
+    landsat: dict[str, np.ndarray]
+    sentinel: dict[str, np.ndarray]
     folder: Path
 
 
-def _landsat_items(files: FileServer) -> List[dict]:
+def _landsat_items(files: FileServer) -> list[dict]:
     ring = footprint_lonlat(UTM32, (X0, Y0 - 512 * 30, X0 + 512 * 30, Y0))
     far = footprint_lonlat(UTM32, (X0 + 300000, Y0 - 512 * 30, X0 + 300000 + 512 * 30, Y0))
     west = [[179.5, 65.0], [179.99, 65.0], [179.99, 65.5], [179.5, 65.5], [179.5, 65.0]]
     east = [[-179.99, 65.0], [-179.5, 65.0], [-179.5, 65.5], [-179.99, 65.5], [-179.99, 65.0]]
 
-    def assets(qa: str) -> Dict[str, str]:
+    def assets(qa: str) -> dict[str, str]:
         return {"green": files.href("pc/landsat/green.tif"), "swir16": files.href("pc/landsat/swir16.tif"),
                 "nir08": files.href("pc/landsat/nir08.tif"), "qa_pixel": files.href(f"pc/landsat/{qa}.tif")}
 
@@ -131,7 +130,7 @@ def _landsat_items(files: FileServer) -> List[dict]:
 
 
 def _sentinel_items(files: FileServer, prefix: str, b08: str, scl: str,
-                    scenes: Dict[str, Tuple[str, dict]]) -> List[dict]:
+                    scenes: dict[str, tuple[str, dict]]) -> list[dict]:
     """Items of the Sentinel-2 files under ``prefix`` with asset keys ``b08`` and ``scl``; scenes: id -> (time,
     properties)."""
     ring = footprint_lonlat(UTM32, (X0, Y0 - 1024 * 10, X0 + 1024 * 10, Y0))
@@ -216,7 +215,7 @@ def es_source(world: World, tmp_path: Path, **options) -> StacSource:
     return StacSource("earth_search_sentinel2", **settings)
 
 
-def ids(scenes) -> List[str]:
+def ids(scenes) -> list[str]:
     return [scene.id for scene in scenes]
 
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ def _models() -> Any:
     return raft, export
 
 
-def _export(folder: Path, name: str, in_channels: int = 2, strong: bool = True) -> Tuple[Any, str]:
+def _export(folder: Path, name: str, in_channels: int = 2, strong: bool = True) -> tuple[Any, str]:
     raft, export = _models()
     import torch
 
@@ -55,17 +55,17 @@ def _export(folder: Path, name: str, in_channels: int = 2, strong: bool = True) 
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Any, str]:
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str]:
     """(torch model, .onnx path): a 2-channel RAFT-small, 3 iterations, dynamic N, H, W."""
     return _export(tmp_path_factory.mktemp("raft"), "raft_test.onnx")
 
 
 @pytest.fixture(scope="module")
-def engine(exported: Tuple[Any, str]) -> RaftOnnx:
+def engine(exported: tuple[Any, str]) -> RaftOnnx:
     return RaftOnnx(exported[1], provider="cpu")
 
 
-def _pair(shape: Tuple[int, int], seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def _pair(shape: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Smoothed-noise (2, H, W) gradients-like pair, B shifted 2 px right and 1 down."""
     import cv2
 
@@ -85,7 +85,7 @@ def _pair(shape: Tuple[int, int], seed: int = 0) -> Tuple[np.ndarray, np.ndarray
     ("cpu", [CUDA, CPU], [CPU], False),
     ("CPU", [CPU], [CPU], False),
 ])
-def test_provider_selection(requested: str, available: List[str], expected: List[str], noted: bool) -> None:
+def test_provider_selection(requested: str, available: list[str], expected: list[str], noted: bool) -> None:
     providers, note = choose_providers(requested, available)
     assert providers == expected
     assert (note is not None) == noted
@@ -98,7 +98,7 @@ def test_unknown_provider_choice_is_refused() -> None:
         choose_providers("tpu", [CPU])
 
 
-def test_provider_used_here(exported: Tuple[Any, str]) -> None:
+def test_provider_used_here(exported: tuple[Any, str]) -> None:
     import onnxruntime
 
     has_cuda = CUDA in onnxruntime.get_available_providers()
@@ -108,7 +108,7 @@ def test_provider_used_here(exported: Tuple[Any, str]) -> None:
     assert engine.summary().endswith(f"on {engine.provider}")
 
 
-def test_cuda_requested_without_cuda_falls_back_to_cpu_and_says_so(exported: Tuple[Any, str],
+def test_cuda_requested_without_cuda_falls_back_to_cpu_and_says_so(exported: tuple[Any, str],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import onnxruntime
 
@@ -118,7 +118,7 @@ def test_cuda_requested_without_cuda_falls_back_to_cpu_and_says_so(exported: Tup
     assert len(engine.provider_notes) == 1 and "CUDA was requested" in engine.provider_notes[0]
 
 
-def test_session_is_cached(exported: Tuple[Any, str]) -> None:
+def test_session_is_cached(exported: tuple[Any, str]) -> None:
     first = RaftOnnx(exported[1], provider="cpu")
     second = create_engine("raft", model_path=exported[1], provider="cpu")
     assert second.session is first.session
@@ -162,7 +162,7 @@ def _recarded(source: str, target: Path, **changes: Any) -> str:
     return str(target)
 
 
-def test_wrong_task_and_missing_card_are_refused(exported: Tuple[Any, str], tmp_path: Path) -> None:
+def test_wrong_task_and_missing_card_are_refused(exported: tuple[Any, str], tmp_path: Path) -> None:
     forecaster = _recarded(exported[1], tmp_path / "forecast.onnx", task="ndsi_forecast")
     with pytest.raises(GlacierFlowError, match="not an optical-flow model"):
         RaftOnnx(forecaster)
@@ -179,7 +179,7 @@ def test_input_of_the_wrong_channel_count_is_refused(engine: RaftOnnx) -> None:
 
 # ---------------------------------------------------- padding and parity ---
 @pytest.mark.parametrize("shape", [(60, 75), (257, 131), (128, 136)])
-def test_padded_tiles_match_torch(exported: Tuple[Any, str], engine: RaftOnnx, shape: Tuple[int, int]) -> None:
+def test_padded_tiles_match_torch(exported: tuple[Any, str], engine: RaftOnnx, shape: tuple[int, int]) -> None:
     raft, export = _models()
     import torch
 
@@ -216,7 +216,7 @@ def test_oversized_tile_is_refused_before_running(engine: RaftOnnx) -> None:
 # --------------------------------------------------------------- the job ---
 class _Recorder(Feedback):
     def __init__(self) -> None:
-        self.messages: List[str] = []
+        self.messages: list[str] = []
 
     def info(self, message: str) -> None:
         self.messages.append(message)
@@ -225,7 +225,7 @@ class _Recorder(Feedback):
         self.messages.append("WARNING " + message)
 
 
-def test_pair_job_with_raft_writes_the_provider(exported: Tuple[Any, str], tmp_path: Path) -> None:
+def test_pair_job_with_raft_writes_the_provider(exported: tuple[Any, str], tmp_path: Path) -> None:
     sample = write_sample(str(tmp_path / "sample"), seed=3, shape=(200, 240), max_displacement_px=4.0)
     output = tmp_path / "v.tif"
     feedback = _Recorder()
@@ -255,7 +255,7 @@ def test_raft_without_a_model_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -
     assert default_engine_name() == "raft"
 
 
-def test_missing_model_file_and_missing_onnxruntime(exported: Tuple[Any, str], tmp_path: Path,
+def test_missing_model_file_and_missing_onnxruntime(exported: tuple[Any, str], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(GlacierFlowError, match="does not exist"):
         create_engine("raft", model_path=str(tmp_path / "nothing.onnx"))

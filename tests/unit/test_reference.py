@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 import pytest
@@ -40,7 +39,7 @@ def centres(grid: Grid) -> np.ndarray:
 
 
 def move_vectors(starts: np.ndarray, vx: np.ndarray, vy: np.ndarray, src: int, dst: int,
-                 dt: float = 0.01) -> Tuple[np.ndarray, np.ndarray]:
+                 dt: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Vectors given at ``starts`` (in ``dst``) along ``src`` axes, expressed along ``dst`` axes.
 
     Displaces each start point by v * dt in ``src`` and maps start and end into ``dst``; the result keeps
@@ -59,7 +58,7 @@ def product_grid() -> Grid:
     return Grid(wkt(UTM), (round(x) - 3000.0, 100.0, 0.0, round(y) + 2500.0, 0.0, -100.0), 60, 50)
 
 
-def _centre_utm() -> Tuple[float, float]:
+def _centre_utm() -> tuple[float, float]:
     geographic = osr.SpatialReference()
     geographic.ImportFromEPSG(4326)
     geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
@@ -82,7 +81,7 @@ def write_product(path: Path, grid: Grid, vx: np.ndarray, vy: np.ndarray) -> str
         return writer.finish({})
 
 
-def write_reference(folder: Path, grid: Grid, vx: np.ndarray, vy: np.ndarray, name: str = "ref") -> Tuple[str, str]:
+def write_reference(folder: Path, grid: Grid, vx: np.ndarray, vy: np.ndarray, name: str = "ref") -> tuple[str, str]:
     paths = []
     for component, values in (("vx", vx), ("vy", vy)):
         path = str(folder / f"{name}_{component}.tif")
@@ -175,7 +174,7 @@ def test_no_overlap_is_a_clear_error(synthetic):
     assert not output.exists()
 
 
-def columbia_product(folder: Path, columbia: Path) -> Tuple[str, Grid]:
+def columbia_product(folder: Path, columbia: Path) -> tuple[str, Grid]:
     """ITS_LIVE warped to UTM 6N at 120 m with gdal, its vectors rotated by the independent method."""
     source = gdal.Open(str(columbia / "crop_ALA_G0120_0000_vx.tif"))
     xmin, ymin, xmax, ymax = transform_bounds(

@@ -32,7 +32,6 @@ import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -72,11 +71,11 @@ class SyntheticScene:
     time: datetime
     green: np.ndarray
     swir1: np.ndarray
-    shift_px: Tuple[float, float] = (0.0, 0.0)
+    shift_px: tuple[float, float] = (0.0, 0.0)
     cloud_fraction: float = 0.0
 
 
-def fbm(rng: np.random.Generator, shape: Tuple[int, int], largest_px: float, smallest_px: float = 2.0,
+def fbm(rng: np.random.Generator, shape: tuple[int, int], largest_px: float, smallest_px: float = 2.0,
         roughness: float = 0.6) -> np.ndarray:
     """Fractal noise (zero mean, unit std) with features from ``largest_px`` down to ``smallest_px``."""
     import cv2
@@ -91,7 +90,7 @@ def fbm(rng: np.random.Generator, shape: Tuple[int, int], largest_px: float, sma
     return ((total - total.mean()) / (total.std() + 1e-12)).astype(np.float32)
 
 
-def synthetic_dem(shape: Tuple[int, int] = (200, 200), seed: int = 0, pixel_size_m: float = 30.0) -> np.ndarray:
+def synthetic_dem(shape: tuple[int, int] = (200, 200), seed: int = 0, pixel_size_m: float = 30.0) -> np.ndarray:
     """A mountain valley (m): a curving U-shaped glacier trough rising to a cirque, ridges on both sides.
 
     The valley runs in a random direction, so its slopes face every aspect.
@@ -126,7 +125,7 @@ def _smoothstep(low: float, high: float, value: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _slope_aspect(dem: np.ndarray, pixel_size_m: float) -> Tuple[np.ndarray, np.ndarray]:
+def _slope_aspect(dem: np.ndarray, pixel_size_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Slope (rad) and aspect (rad clockwise from north, the direction the slope faces)."""
     d_row, d_col = np.gradient(dem.astype(np.float64), pixel_size_m)
     d_east, d_north = d_col, -d_row
@@ -186,11 +185,11 @@ def _terrain(dem: np.ndarray, pixel_size_m: float, rng: np.random.Generator) -> 
                     vegetation.astype(np.float32), texture.astype(np.float32))
 
 
-def synthetic_scenes(shape: Tuple[int, int] = (200, 200),
+def synthetic_scenes(shape: tuple[int, int] = (200, 200),
                      start: datetime = datetime(2013, 4, 1, tzinfo=UTC), years: int = 8, seed: int = 0,
-                     dem: Optional[np.ndarray] = None, pixel_size_m: float = 30.0, scenes_per_year: int = 23,
+                     dem: np.ndarray | None = None, pixel_size_m: float = 30.0, scenes_per_year: int = 23,
                      latitude_deg: float = 46.0, glacier_area_fraction: float = 0.25,
-                     retreat_per_year: float = 0.012, max_cloud_fraction: float = 0.9) -> List[SyntheticScene]:
+                     retreat_per_year: float = 0.012, max_cloud_fraction: float = 0.9) -> list[SyntheticScene]:
     """Generate a Landsat-like series of green and SWIR1 surface-reflectance scenes.
 
     Args:
@@ -220,7 +219,7 @@ def synthetic_scenes(shape: Tuple[int, int] = (200, 200),
     anomalies = rng.standard_normal((years + 2, 3))  # per year: snowiness, melt timing, winter level
     patchiness = [fbm(rng, elevation.shape, 16.0, 1.0, 0.6) for _ in range(years + 2)]
     step = timedelta(days=365.25 / scenes_per_year)
-    scenes: List[SyntheticScene] = []
+    scenes: list[SyntheticScene] = []
     for index in range(int(round(years * scenes_per_year))):
         when = _as_utc(start) + index * step
         sun = _sun_elevation_deg(when.timetuple().tm_yday, latitude_deg)
@@ -248,7 +247,7 @@ def _year_anomaly(anomalies: np.ndarray, years_since_start: float) -> np.ndarray
 
 def _render_scene(rng: np.random.Generator, terrain: _Terrain, when: datetime, start: datetime, sun_deg: float,
                   glacier_level: float, retreat_per_year: float, anomalies: np.ndarray,
-                  patchiness: List[np.ndarray], pixel_size_m: float) -> SyntheticScene:
+                  patchiness: list[np.ndarray], pixel_size_m: float) -> SyntheticScene:
     years_since = (when - _as_utc(start)).total_seconds() / (365.25 * 86400.0)
     snowiness, timing, winter = _year_anomaly(anomalies, years_since)
     day = when.timetuple().tm_yday
@@ -280,7 +279,7 @@ def _render_scene(rng: np.random.Generator, terrain: _Terrain, when: datetime, s
 
 
 def _surface_reflectance(terrain: _Terrain, snow: np.ndarray, glacier: np.ndarray, cleanliness: np.ndarray,
-                         snow_line: float) -> Tuple[np.ndarray, np.ndarray]:
+                         snow_line: float) -> tuple[np.ndarray, np.ndarray]:
     """Green and SWIR1 reflectance of the snow / ice / ground mixture in each pixel (before illumination)."""
     age = _smoothstep(0.1, 0.6, snow_line)  # late-summer snow is old, grainy and darker
     bands = []
@@ -303,7 +302,7 @@ def _illumination(terrain: _Terrain, sun_deg: float) -> np.ndarray:
     return np.clip(0.2 + 0.8 * direct, 0.0, 1.5).astype(np.float32)
 
 
-def _shift(image: np.ndarray, shift: Tuple[float, float]) -> np.ndarray:
+def _shift(image: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     """``image`` moved by (dx right, dy down) px: the scene's misregistration."""
     import cv2
 
@@ -312,7 +311,7 @@ def _shift(image: np.ndarray, shift: Tuple[float, float]) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def _clouds(rng: np.random.Generator, shape: Tuple[int, int], day_of_year: int) -> Tuple[np.ndarray, np.ndarray]:
+def _clouds(rng: np.random.Generator, shape: tuple[int, int], day_of_year: int) -> tuple[np.ndarray, np.ndarray]:
     """Cloud mask (masked in the product) and the thin haze (0..1) at cloud edges that the mask misses."""
     winter = 0.5 + 0.5 * math.cos(2.0 * math.pi * (day_of_year - 15.0) / 365.0)  # 1 mid-January, 0 mid-July
     mean_cover = 0.15 + 0.25 * winter
@@ -325,8 +324,8 @@ def _clouds(rng: np.random.Generator, shape: Tuple[int, int], day_of_year: int) 
     return field >= level, haze * (field < level)
 
 
-def synthetic_series(shape: Tuple[int, int] = (200, 200), years: int = 8, seed: int = 0,
-                     dem: Optional[np.ndarray] = None, window_months: int = 3, threshold: float = 0.3,
+def synthetic_series(shape: tuple[int, int] = (200, 200), years: int = 8, seed: int = 0,
+                     dem: np.ndarray | None = None, window_months: int = 3, threshold: float = 0.3,
                      **scene_options: object) -> NdsiSeries:
     """A generated masked-NDSI series: :func:`synthetic_scenes` through :func:`build_ndsi_series`.
 
@@ -341,7 +340,7 @@ def synthetic_series(shape: Tuple[int, int] = (200, 200), years: int = 8, seed: 
     return build_ndsi_series(times, green, swir1, window_months=window_months, threshold=threshold)
 
 
-def sample_ndsi_grid(shape: Tuple[int, int], pixel_size_m: float = 30.0) -> Grid:
+def sample_ndsi_grid(shape: tuple[int, int], pixel_size_m: float = 30.0) -> Grid:
     """The NDSI sample's grid: UTM 43N (EPSG:32643) near the Parvati glacier, Landsat's 30 m."""
     from osgeo import osr
 
@@ -350,8 +349,8 @@ def sample_ndsi_grid(shape: Tuple[int, int], pixel_size_m: float = 30.0) -> Grid
     return Grid(srs.ExportToWkt(), (770000.0, pixel_size_m, 0.0, 3560010.0, 0.0, -pixel_size_m), shape[1], shape[0])
 
 
-def write_sample_scenes(folder: str, shape: Tuple[int, int] = (200, 200), years: int = 2, seed: int = 0,
-                        **scene_options: object) -> List[str]:
+def write_sample_scenes(folder: str, shape: tuple[int, int] = (200, 200), years: int = 2, seed: int = 0,
+                        **scene_options: object) -> list[str]:
     """Write generated scenes as Landsat Collection-2 Level-2-like GeoTIFFs: the built-in NDSI sample.
 
     Each scene gives ``ndsi_sample_YYYYMMDD_SR_B3.tif`` (green) and
@@ -366,10 +365,10 @@ def write_sample_scenes(folder: str, shape: Tuple[int, int] = (200, 200), years:
     os.makedirs(folder, exist_ok=True)
     scenes = synthetic_scenes(shape=shape, years=years, seed=seed, **scene_options)
     grid = sample_ndsi_grid(scenes[0].green.shape) if scenes else None
-    paths: List[str] = []
+    paths: list[str] = []
     for scene in scenes:
         stamp = scene.time.strftime("%Y%m%d")
-        tags: Dict[str, str] = {"ACQUISITION_DATETIME": scene.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        tags: dict[str, str] = {"ACQUISITION_DATETIME": scene.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                 "SENSOR": "synthetic, Landsat 8 OLI Collection-2 Level-2-like"}
         for band, values in (("SR_B3", scene.green), ("SR_B6", scene.swir1)):
             dn = np.round((np.nan_to_num(values, nan=-0.2) + 0.2) / 2.75e-05)

@@ -22,8 +22,9 @@ import argparse
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +41,11 @@ class RAFTConfig:
     in_channels: int = 2
     iters: int = 12
     corr_levels: int = 4
-    corr_radius: Optional[int] = None
+    corr_radius: int | None = None
     dropout: float = 0.0
-    context_norm: Optional[str] = None
+    context_norm: str | None = None
 
-    def resolved(self) -> "RAFTConfig":
+    def resolved(self) -> RAFTConfig:
         """A copy with the variant defaults filled in."""
         cfg = RAFTConfig(**asdict(self))
         if cfg.corr_radius is None:

@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ def persistence(inputs: np.ndarray, n_out: int = 4) -> np.ndarray:
 
 
 def climatology(frames: np.ndarray, target_indices: Sequence[int], windows_per_year: int,
-                last_known: Optional[int] = None) -> np.ndarray:
+                last_known: int | None = None) -> np.ndarray:
     """Seasonal climatology of each target window from earlier years only.
 
     For target window ``t`` the forecast is the mean of windows
@@ -55,7 +55,7 @@ def climatology(frames: np.ndarray, target_indices: Sequence[int], windows_per_y
     return out
 
 
-def climatology_for(samples: SequenceSet, series: Sequence[NdsiSeries], n_in: Optional[int] = None) -> np.ndarray:
+def climatology_for(samples: SequenceSet, series: Sequence[NdsiSeries], n_in: int | None = None) -> np.ndarray:
     """Climatology for exactly the samples of a :class:`SequenceSet` (same patches, same target windows).
 
     Each sample's forecast is issued after its last input window, so only
@@ -67,7 +67,7 @@ def climatology_for(samples: SequenceSet, series: Sequence[NdsiSeries], n_in: Op
     n_in = samples.inputs.shape[1] if n_in is None else n_in
     n_out, size = samples.targets.shape[1], samples.targets.shape[-1]
     out = np.empty(samples.targets.shape, dtype=np.float32)
-    cache: Dict[Tuple[int, int], np.ndarray] = {}
+    cache: dict[tuple[int, int], np.ndarray] = {}
     for index in range(len(samples)):
         key = (int(samples.series_index[index]), int(samples.starts[index]))
         if key not in cache:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ NDSI_PIXEL_SIZE_M = 30.0   # Landsat green and SWIR1
 # Local file names: suffix -> (band, scaling). Landsat C2 L2 DN -> reflectance; Sentinel-2 L2A DN / 10000
 # (a local file does not say its processing baseline, so the +1000 DN offset of baseline >= 04.00 must
 # already be removed; the remote sources remove it from the item's metadata).
-LOCAL_BANDS: Tuple[Tuple[str, str, str], ...] = (
+LOCAL_BANDS: tuple[tuple[str, str, str], ...] = (
     ("_SR_B3", "green", "landsat_c2"), ("_SR_B6", "swir1", "landsat_c2"),
     ("_B03", "green", "sentinel2"), ("_B11", "swir1", "sentinel2"),
     ("_green", "green", "reflectance"), ("_swir1", "swir1", "reflectance"),
@@ -58,17 +59,17 @@ class NdsiSeriesJob:
 
     output: str
     source: Any
-    area: Optional[Any] = None
-    start: Optional[datetime] = None
-    end: Optional[datetime] = None
-    months: Optional[Set[int]] = None
-    max_cloud: Optional[float] = None
+    area: Any | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    months: set[int] | None = None
+    max_cloud: float | None = None
     window_months: int = 3
     threshold: float = 0.3
-    align: Optional[str] = "translation"
+    align: str | None = "translation"
     pixel_size_m: float = NDSI_PIXEL_SIZE_M
-    crs_wkt: Optional[str] = None
-    scenes: Optional[List[Any]] = None
+    crs_wkt: str | None = None
+    scenes: list[Any] | None = None
 
 
 @dataclass
@@ -81,15 +82,15 @@ class SceneBands:
     scaling: str          # "landsat_c2", "sentinel2", "reflectance" or "remote"
 
 
-def pair_bands(scenes: Sequence[Any]) -> Tuple[List[SceneBands], List[str]]:
+def pair_bands(scenes: Sequence[Any]) -> tuple[list[SceneBands], list[str]]:
     """Acquisitions with both green and SWIR1 (remote scenes offer both; local files pair by name).
 
     Returns:
         (acquisitions sorted by time, ids of scenes that could not be paired).
     """
-    paired: List[SceneBands] = []
-    local: Dict[str, Dict[str, Any]] = {}
-    unpaired: List[str] = []
+    paired: list[SceneBands] = []
+    local: dict[str, dict[str, Any]] = {}
+    unpaired: list[str] = []
     for scene in scenes:
         if {"green", "swir1"} <= set(scene.bands):
             paired.append(SceneBands(scene.time, scene, scene, "remote"))
@@ -101,7 +102,7 @@ def pair_bands(scenes: Sequence[Any]) -> Tuple[List[SceneBands], List[str]]:
                 break
         else:
             unpaired.append(scene.id)
-    for key, entry in local.items():
+    for _key, entry in local.items():
         if "green" in entry and "swir1" in entry:
             paired.append(SceneBands(entry["green"].time, entry["green"], entry["swir1"], entry["scaling"]))
         else:
@@ -131,7 +132,7 @@ def job_grid(job: NdsiSeriesJob, first: SceneBands, feedback: Feedback) -> Grid:
     return BandSource.open(first.green.href, first.green.band).grid
 
 
-def run_ndsi_series_job(job: NdsiSeriesJob, feedback: Optional[Feedback] = None) -> NdsiSeries:
+def run_ndsi_series_job(job: NdsiSeriesJob, feedback: Feedback | None = None) -> NdsiSeries:
     """Search, fetch, build and write the series; returns it (``.grid`` set). No output on error or cancel."""
     feedback = feedback or Feedback()
     scenes = job.scenes if job.scenes is not None else job.source.search(
@@ -235,7 +236,7 @@ class ForecastJob:
     series: str
     model: str
     output: str
-    flow_output: Optional[str] = None
+    flow_output: str | None = None
     stride: int = 10
     device: str = "auto"
 
@@ -245,11 +246,11 @@ class ForecastResult:
     """What a forecast wrote and how the model scored on the series' own hindcast."""
 
     output: str
-    flow_output: Optional[str]
-    window_starts: List[datetime]
+    flow_output: str | None
+    window_starts: list[datetime]
     provider: str
     model_summary: str
-    hindcast: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    hindcast: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def resolve_model(model: str) -> str:
@@ -265,7 +266,7 @@ def resolve_model(model: str) -> str:
                            "or an exported .onnx file.")
 
 
-def run_forecast_job(job: ForecastJob, feedback: Optional[Feedback] = None) -> ForecastResult:
+def run_forecast_job(job: ForecastJob, feedback: Feedback | None = None) -> ForecastResult:
     """Forecast, score the hindcast, write the products; nothing is left behind on error or cancel."""
     from ..products.ndsi import forecast_flow, ndsi_style_qml, write_forecast_flow, write_forecast_raster
     from .onnx_forecaster import OnnxForecaster
@@ -288,7 +289,7 @@ def run_forecast_job(job: ForecastJob, feedback: Optional[Feedback] = None) -> F
                         f"{t:%Y-%m-%d}" for t in series.times[-card.n_in:])}
     card_entries.update({f"hindcast_{model}_{metric}": f"{value:.5f}" for model, scores in hindcast.items()
                          for metric, value in scores.items()})
-    written: List[str] = []
+    written: list[str] = []
     try:
         written.append(write_forecast_raster(job.output, forecast, series.grid, starts, series.window_months,
                                              card_entries))
@@ -320,7 +321,7 @@ def _check_compatible(series: NdsiSeries, card: Any) -> None:
 
 
 def score_hindcast(series: NdsiSeries, forecaster: Any, stride: int, feedback: Feedback
-                   ) -> Dict[str, Dict[str, float]]:
+                   ) -> dict[str, dict[str, float]]:
     """MSE and MAE of the model, persistence and climatology forecasting the series' last ``n_out`` windows
     from the ``n_in`` before (unitless NDSI); empty when the series is too short."""
     from .baselines import climatology
@@ -342,7 +343,7 @@ def score_hindcast(series: NdsiSeries, forecaster: Any, stride: int, feedback: F
     return {name: {"mse": mse(p, truth), "mae": mae(p, truth)} for name, p in predictions.items()}
 
 
-def hindcast_lines(hindcast: Dict[str, Dict[str, float]], card: Any) -> List[str]:
+def hindcast_lines(hindcast: dict[str, dict[str, float]], card: Any) -> list[str]:
     """The log lines for the hindcast and for the model card's own test scores."""
     lines = []
     if hindcast:

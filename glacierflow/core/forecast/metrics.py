@@ -10,7 +10,7 @@ model and the reference, so their shared difficulty cancels.
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, Tuple
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -18,7 +18,7 @@ import numpy as np
 _BLOCK = 4_000_000
 
 
-def _finite_pair(prediction: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _finite_pair(prediction: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(prediction, dtype=np.float64)
     true = np.asarray(target, dtype=np.float64)
     if pred.shape != true.shape:
@@ -40,7 +40,7 @@ def mae(prediction: np.ndarray, target: np.ndarray) -> float:
     return float(np.nanmean(error)) if np.isfinite(error).any() else float("nan")
 
 
-def per_sample_errors(prediction: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def per_sample_errors(prediction: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(MSE, MAE) of each sample (axis 0) over all its other axes, NaN-aware: two float64 (N,) arrays."""
     pred, true = _finite_pair(prediction, target)
     difference = (pred - true).reshape(pred.shape[0], -1)
@@ -61,7 +61,7 @@ def _resample_blocks(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray
 
 
 def bootstrap_ci(values: np.ndarray, n_resamples: int = 2000, confidence: float = 0.95,
-                 seed: int = 0) -> Tuple[float, float, float]:
+                 seed: int = 0) -> tuple[float, float, float]:
     """Mean of ``values`` and its bootstrap percentile interval: (mean, low, high), same unit as ``values``.
 
     Non-finite values are dropped first. Deterministic for a given seed.
@@ -84,7 +84,7 @@ def skill_vs(reference_mse: float, model_mse: float) -> float:
 
 
 def paired_bootstrap_skill(reference_errors: np.ndarray, model_errors: np.ndarray, n_resamples: int = 2000,
-                           confidence: float = 0.95, seed: int = 0) -> Tuple[float, float, float]:
+                           confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """Skill of the model over the reference with a paired bootstrap interval: (skill, low, high).
 
     ``reference_errors`` and ``model_errors`` are per-sample errors (e.g.

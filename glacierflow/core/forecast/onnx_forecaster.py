@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def shipped_forecaster_folder() -> str:
     return FORECAST_MODELS_DIR
 
 
-def list_shipped_forecasters() -> Dict[str, str]:
+def list_shipped_forecasters() -> dict[str, str]:
     """Shipped forecasters: {architecture name (file stem, e.g. "sa_lstm"): absolute .onnx path}, sorted."""
     paths = sorted(glob.glob(os.path.join(shipped_forecaster_folder(), "*.onnx")))
     return {os.path.splitext(os.path.basename(p))[0]: os.path.abspath(p) for p in paths}
@@ -78,10 +79,10 @@ class ForecastCard:
     patch_size: int
     window_months: int
     threshold: float
-    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, str], source: str) -> "ForecastCard":
+    def from_metadata(cls, metadata: Mapping[str, str], source: str) -> ForecastCard:
         """Decode ``metadata_props`` (JSON values) of the model at ``source`` (named in messages)."""
         card = decode_card(metadata, source, EXPORT_HINT)
         if card.get("task", TASK) != TASK:
@@ -114,7 +115,7 @@ class OnnxForecaster:
         provider_notes: messages for the log about the provider choice (empty when all went as asked).
     """
 
-    def __init__(self, path: str, device: str = "auto", threads: Optional[int] = None) -> None:
+    def __init__(self, path: str, device: str = "auto", threads: int | None = None) -> None:
         """Load the model at ``path``.
 
         Args:
@@ -139,7 +140,7 @@ class OnnxForecaster:
         self.provider: str = self.session.get_providers()[0]
         if providers[0] == CUDA and self.provider != CUDA:  # onnxruntime-gpu falls back quietly
             note = f"{CUDA} is installed but could not be started (check CUDA and cuDNN); running on {self.provider}."
-        self.provider_notes: Tuple[str, ...] = (note,) if note else ()
+        self.provider_notes: tuple[str, ...] = (note,) if note else ()
         self.card = ForecastCard.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         self._check_graph()
 
@@ -163,8 +164,8 @@ class OnnxForecaster:
                 f"months, {c.patch_size} px patches) on {self.provider}")
 
     def predict_patches(self, inputs: np.ndarray, batch_size: int = 64,
-                        progress: Optional[Callable[[float], None]] = None,
-                        is_cancelled: Optional[Callable[[], bool]] = None) -> np.ndarray:
+                        progress: Callable[[float], None] | None = None,
+                        is_cancelled: Callable[[], bool] | None = None) -> np.ndarray:
         """Forecast patches in batches.
 
         Args:
@@ -192,7 +193,7 @@ class OnnxForecaster:
                 progress(100.0 * min(len(x), start + step) / len(x))
         return out
 
-    def forecast_scene(self, frames: np.ndarray, stride: int = 10, feedback: Optional[Feedback] = None,
+    def forecast_scene(self, frames: np.ndarray, stride: int = 10, feedback: Feedback | None = None,
                        batch_size: int = 64) -> np.ndarray:
         """Forecast a whole scene from overlapping patches, blended back together.
 

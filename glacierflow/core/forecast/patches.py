@@ -23,8 +23,8 @@ papers' split mixed overlapping patches across train and test).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from .series import NdsiSeries
 SPLITS = ("train", "validation", "test")
 
 
-def patch_origins(shape: Tuple[int, int], patch: int = 50, stride: int = 10) -> List[Tuple[int, int]]:
+def patch_origins(shape: tuple[int, int], patch: int = 50, stride: int = 10) -> list[tuple[int, int]]:
     """Top-left (row, col) px of patches covering the whole image, the last flush with each edge.
 
     Raises:
@@ -49,14 +49,14 @@ def patch_origins(shape: Tuple[int, int], patch: int = 50, stride: int = 10) -> 
     return [(row, col) for row in _axis_origins(height, patch, stride) for col in _axis_origins(width, patch, stride)]
 
 
-def _axis_origins(length: int, patch: int, stride: int) -> List[int]:
+def _axis_origins(length: int, patch: int, stride: int) -> list[int]:
     origins = list(range(0, length - patch + 1, stride))
     if origins[-1] != length - patch:
         origins.append(length - patch)
     return origins
 
 
-def extract_patches(frames: np.ndarray, origins: Sequence[Tuple[int, int]], patch: int = 50) -> np.ndarray:
+def extract_patches(frames: np.ndarray, origins: Sequence[tuple[int, int]], patch: int = 50) -> np.ndarray:
     """Patches of a (T, H, W) stack at ``origins``: float32 (N, T, patch, patch)."""
     stack = np.asarray(frames)
     if stack.ndim == 2:
@@ -67,13 +67,13 @@ def extract_patches(frames: np.ndarray, origins: Sequence[Tuple[int, int]], patc
     return out
 
 
-def sequence_starts(n_windows: int, n_in: int = 4, n_out: int = 4) -> List[int]:
+def sequence_starts(n_windows: int, n_in: int = 4, n_out: int = 4) -> list[int]:
     """Every window index at which a full sequence of ``n_in`` inputs and ``n_out`` targets starts."""
     return list(range(max(0, n_windows - n_in - n_out + 1)))
 
 
 def split_windows(n_windows: int, n_in: int = 4, n_out: int = 4, validation_fraction: float = 0.15,
-                  test_fraction: float = 0.2) -> Dict[str, List[int]]:
+                  test_fraction: float = 0.2) -> dict[str, list[int]]:
     """Sequence starts for "train", "validation" and "test", split by time without leakage (module docstring).
 
     The fractions are of all sequence starts; test and (if its fraction is
@@ -108,7 +108,7 @@ def _too_short(n_windows: int, n_in: int, n_out: int) -> str:
             "windows) or shorter windows.")
 
 
-def windows_used(start: int, n_in: int = 4, n_out: int = 4) -> Tuple[List[int], List[int]]:
+def windows_used(start: int, n_in: int = 4, n_out: int = 4) -> tuple[list[int], list[int]]:
     """(input windows, target windows) of the sequence starting at ``start``."""
     return list(range(start, start + n_in)), list(range(start + n_in, start + n_in + n_out))
 
@@ -141,7 +141,7 @@ class SequenceSet:
 
 def training_sets(series: Sequence[NdsiSeries], patch: int = 50, stride: int = 10, n_in: int = 4, n_out: int = 4,
                   validation_fraction: float = 0.15, test_fraction: float = 0.2,
-                  test_stride: Optional[int] = None) -> Dict[str, SequenceSet]:
+                  test_stride: int | None = None) -> dict[str, SequenceSet]:
     """Train, validation and test samples from one or more series, split by time (module docstring).
 
     Args:
@@ -158,7 +158,7 @@ def training_sets(series: Sequence[NdsiSeries], patch: int = 50, stride: int = 1
     """
     if not series:
         raise GlacierFlowError("No series to cut into training samples.")
-    parts: Dict[str, List[SequenceSet]] = {name: [] for name in SPLITS}
+    parts: dict[str, list[SequenceSet]] = {name: [] for name in SPLITS}
     for index, one in enumerate(series):
         splits = split_windows(one.frames.shape[0], n_in, n_out, validation_fraction, test_fraction)
         for name in SPLITS:
@@ -168,7 +168,7 @@ def training_sets(series: Sequence[NdsiSeries], patch: int = 50, stride: int = 1
     return {name: _concatenate(parts[name]) for name in SPLITS}
 
 
-def _sequences(frames: np.ndarray, origins: List[Tuple[int, int]], starts: List[int], patch: int, n_in: int,
+def _sequences(frames: np.ndarray, origins: list[tuple[int, int]], starts: list[int], patch: int, n_in: int,
                n_out: int, series_index: int) -> SequenceSet:
     patches = extract_patches(frames, origins, patch)  # (n_origins, T, P, P)
     inputs = [patches[:, s:s + n_in] for s in starts]
@@ -182,7 +182,7 @@ def _sequences(frames: np.ndarray, origins: List[Tuple[int, int]], starts: List[
         series_index=np.full(count, series_index, dtype=np.int64))
 
 
-def _concatenate(parts: List[SequenceSet]) -> SequenceSet:
+def _concatenate(parts: list[SequenceSet]) -> SequenceSet:
     return SequenceSet(
         inputs=np.concatenate([p.inputs for p in parts]).astype(np.float32, copy=False),
         targets=np.concatenate([p.targets for p in parts]).astype(np.float32, copy=False),
@@ -201,7 +201,7 @@ def blend_weights(patch: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
-def assemble_patches(patches: np.ndarray, origins: Sequence[Tuple[int, int]], shape: Tuple[int, int]) -> np.ndarray:
+def assemble_patches(patches: np.ndarray, origins: Sequence[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
     """Reassemble (N, C, P, P) patches at ``origins`` into a (C, H, W) image, blended without seams.
 
     Each pixel is the :func:`blend_weights`-weighted mean of the patches

@@ -19,9 +19,9 @@ Only numpy and (inside functions) OpenCV are used.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -100,7 +100,7 @@ def fill_gaps(image: np.ndarray, max_passes: int = 1000) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _gap_window(valid: np.ndarray, margin: int) -> Optional[Tuple[slice, slice]]:
+def _gap_window(valid: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     """The bounding box of the gaps grown by ``margin`` px (clipped to the image), or None without gaps.
 
     Filtering only this box is exact: every gap pixel keeps its full
@@ -115,7 +115,7 @@ def _gap_window(valid: np.ndarray, margin: int) -> Optional[Tuple[slice, slice]]
 
 
 def ecc_warp(template: np.ndarray, image: np.ndarray, motion: str = "translation",
-             iterations: int = 100, epsilon: float = 1e-5, smoothing_px: int = 5) -> Tuple[np.ndarray, Optional[str]]:
+             iterations: int = 100, epsilon: float = 1e-5, smoothing_px: int = 5) -> tuple[np.ndarray, str | None]:
     """The ECC warp (2 x 3, px) that maps ``template`` pixel positions to ``image`` positions.
 
     ``image`` resampled at ``warp @ [col, row, 1]`` matches ``template``;
@@ -144,8 +144,8 @@ def ecc_warp(template: np.ndarray, image: np.ndarray, motion: str = "translation
     return warp, None
 
 
-def align_series(frames: np.ndarray, motion: str = "translation", max_shift_px: Optional[float] = None,
-                 feedback: Optional[Feedback] = None) -> Tuple[np.ndarray, List[np.ndarray]]:
+def align_series(frames: np.ndarray, motion: str = "translation", max_shift_px: float | None = None,
+                 feedback: Feedback | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Align every frame of a (T, H, W) stack to the stack's mean image with OpenCV's ECC.
 
     Args:
@@ -170,7 +170,7 @@ def align_series(frames: np.ndarray, motion: str = "translation", max_shift_px: 
     limit = max_shift_px if max_shift_px is not None else 0.1 * min(height, width)
     template = stack.mean(axis=0)
     aligned = np.empty_like(stack)
-    warps: List[np.ndarray] = []
+    warps: list[np.ndarray] = []
     for index, frame in enumerate(stack):
         if feedback is not None and feedback.is_cancelled():
             raise JobCancelled()
@@ -284,7 +284,7 @@ def window_start_of(moment: datetime, window_months: int = 3) -> datetime:
     return datetime(moment.year, month, 1, tzinfo=timezone.utc)
 
 
-def window_starts(first: datetime, last: datetime, window_months: int = 3) -> List[datetime]:
+def window_starts(first: datetime, last: datetime, window_months: int = 3) -> list[datetime]:
     """Starts (UTC) of every calendar window from the one holding ``first`` to the one holding ``last``."""
     start, end = window_start_of(first, window_months), window_start_of(last, window_months)
     if end < start:
@@ -303,7 +303,7 @@ def window_index(moment: datetime, first_start: datetime, window_months: int = 3
 
 
 def average_windows(times: Sequence[datetime], frames: np.ndarray,
-                    window_months: int = 3) -> Tuple[List[datetime], np.ndarray]:
+                    window_months: int = 3) -> tuple[list[datetime], np.ndarray]:
     """Average scenes into calendar windows; fill windows without a scene by interpolation in time.
 
     Args:
@@ -324,7 +324,7 @@ def average_windows(times: Sequence[datetime], frames: np.ndarray,
 
 
 def window_average_with_counts(times: Sequence[datetime], frames: np.ndarray,
-                               window_months: int = 3) -> Tuple[List[datetime], np.ndarray, np.ndarray]:
+                               window_months: int = 3) -> tuple[list[datetime], np.ndarray, np.ndarray]:
     """:func:`average_windows` plus the number of scenes that fell in each window (int array (N,))."""
     stack = np.asarray(frames, dtype=np.float64)
     if stack.ndim != 3 or len(times) != stack.shape[0] or not len(times):
@@ -381,26 +381,26 @@ class NdsiSeries:
     """
 
     frames: np.ndarray
-    times: List[datetime]
+    times: list[datetime]
     window_months: int = 3
     threshold: float = 0.3
-    grid: Optional[Grid] = None
-    filled_windows: List[int] = field(default_factory=list)
+    grid: Grid | None = None
+    filled_windows: list[int] = field(default_factory=list)
 
     @property
     def windows_per_year(self) -> int:
         """Windows per calendar year (4 for 3-month windows)."""
         return windows_per_year(self.window_months)
 
-    def window_ends(self) -> List[datetime]:
+    def window_ends(self) -> list[datetime]:
         """Exclusive ends (UTC) of the windows: the start of the next window."""
         return [add_months(start, self.window_months) for start in self.times]
 
 
 def build_ndsi_series(times: Sequence[datetime], green: np.ndarray, swir1: np.ndarray, window_months: int = 3,
-                      threshold: float = 0.3, align: Optional[str] = "translation",
-                      feedback: Optional[Feedback] = None, max_missing_fraction: float = 0.5,
-                      grid: Optional[Grid] = None) -> NdsiSeries:
+                      threshold: float = 0.3, align: str | None = "translation",
+                      feedback: Feedback | None = None, max_missing_fraction: float = 0.5,
+                      grid: Grid | None = None) -> NdsiSeries:
     """The papers' whole chain from reflectance scenes to a windowed masked-NDSI series.
 
     Args:
@@ -459,7 +459,7 @@ def build_ndsi_series(times: Sequence[datetime], green: np.ndarray, swir1: np.nd
     return NdsiSeries(averaged, starts, window_months, threshold, grid, filled)
 
 
-def _warn(feedback: Optional[Feedback], message: str) -> None:
+def _warn(feedback: Feedback | None, message: str) -> None:
     LOG.warning(message)
     if feedback is not None:
         feedback.warning(message)

@@ -7,9 +7,8 @@ of pixel (row, col). It may have any sign (south-up grids have ``e > 0``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
-GeoTransform = Tuple[float, float, float, float, float, float]
+GeoTransform = tuple[float, float, float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class Grid:
         x0, a, b, y0, d, e = self.transform
         return (x0 + a * col + b * row, y0 + d * col + e * row)
 
-    def window_grid(self, window: Window) -> "Grid":
+    def window_grid(self, window: Window) -> Grid:
         """The sub-grid covered by ``window`` (same CRS and resolution)."""
         x, y = self.pixel_to_map(window.col_off, window.row_off)
         _, a, b, _, d, e = self.transform

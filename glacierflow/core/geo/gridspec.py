@@ -18,7 +18,8 @@ Every scene of a job is warped onto this grid once, at fetch time (DESIGN.md: "o
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import GlacierFlowError
 from ..feedback import Feedback
@@ -34,7 +35,7 @@ SNAP_TOLERANCE_PX = 0.001  # px: 1 cm at 10 m
 
 #: Ground resolution (m) of the bands GlacierFlow tracks, per sensor: Sentinel-2 B8 (NIR) 10 m, Landsat 8/9
 #: OLI multispectral 30 m and panchromatic B8 15 m, Landsat 4-7 TM/ETM+ 30 m.
-SENSOR_PIXEL_SIZE_M: Dict[str, float] = {
+SENSOR_PIXEL_SIZE_M: dict[str, float] = {
     "sentinel-2": 10.0,
     "landsat": 30.0,
     "landsat-pan": 15.0,
@@ -50,7 +51,7 @@ def sensor_pixel_size(sensor: str) -> float:
     return SENSOR_PIXEL_SIZE_M[key]
 
 
-def sensor_of(text: str) -> Optional[str]:
+def sensor_of(text: str) -> str | None:
     """The sensor named by a scene id, collection or source name (``S2B_MSIL2A_...`` -> sentinel-2,
     ``LC09_L2SP_...`` -> landsat, ``..._B8`` of Landsat -> landsat-pan), or None."""
     upper = text.upper()
@@ -61,8 +62,8 @@ def sensor_of(text: str) -> Optional[str]:
     return None
 
 
-def job_grid_for_area(area: Area, pixel_size_m: float, crs_wkt: Optional[str] = None,
-                      feedback: Optional[Feedback] = None) -> Grid:
+def job_grid_for_area(area: Area, pixel_size_m: float, crs_wkt: str | None = None,
+                      feedback: Feedback | None = None) -> Grid:
     """The job grid covering ``area``: north-up, ``pixel_size_m`` m pixels on multiples of the pixel size.
 
     Args:
@@ -107,7 +108,7 @@ def _wrap(longitude: float) -> float:
     return (longitude + 180.0) % 360.0 - 180.0
 
 
-def _automatic_crs(lon: float, lat: float) -> Tuple[str, str]:
+def _automatic_crs(lon: float, lat: float) -> tuple[str, str]:
     """WKT and a label of the UTM zone at (lon, lat), or of the polar stereographic CRS poleward of 72 deg."""
     if abs(lat) > POLAR_LATITUDE:
         epsg = POLAR_NORTH_EPSG if lat > 0 else POLAR_SOUTH_EPSG
@@ -125,7 +126,7 @@ def _epsg_wkt(epsg: int) -> str:
     return srs.ExportToWkt()
 
 
-def _lonlat_vertices(area: Area) -> List[Tuple[float, float]]:
+def _lonlat_vertices(area: Area) -> list[tuple[float, float]]:
     """The polygon's densified vertices in WGS 84 lon/lat, unwrapped so they never jump by 360 degrees."""
     from osgeo import osr
 
@@ -150,7 +151,7 @@ def _is_wgs84(wkt: str) -> bool:
     return same_crs(wkt, _epsg_wkt(4326))
 
 
-def _to_wgs84(points: Sequence[Tuple[float, float]], wkt: str) -> List[Tuple[float, float]]:
+def _to_wgs84(points: Sequence[tuple[float, float]], wkt: str) -> list[tuple[float, float]]:
     from osgeo import osr
 
     from ..io.raster import spatial_reference
@@ -159,7 +160,7 @@ def _to_wgs84(points: Sequence[Tuple[float, float]], wkt: str) -> List[Tuple[flo
     return [tuple(transform.TransformPoint(x, y)[:2]) for x, y in points]
 
 
-def _unwrapped(points: Sequence[Tuple[float, float]]) -> List[Tuple[float, float]]:
+def _unwrapped(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     """Longitudes shifted by 360 degrees where needed so the set spans under 180 degrees (antimeridian)."""
     lons = [p[0] for p in points]
     if max(lons) - min(lons) <= 180.0:
@@ -201,16 +202,16 @@ def _shifted_east(geometry: Any) -> Any:
     return ogr.CreateGeometryFromWkt(shifted.ExportToWkt())
 
 
-def _vertices(geometry: Any) -> List[Tuple[float, float]]:
+def _vertices(geometry: Any) -> list[tuple[float, float]]:
     if geometry.GetGeometryCount():
-        found: List[Tuple[float, float]] = []
+        found: list[tuple[float, float]] = []
         for index in range(geometry.GetGeometryCount()):
             found.extend(_vertices(geometry.GetGeometryRef(index)))
         return found
     return [(geometry.GetX(i), geometry.GetY(i)) for i in range(geometry.GetPointCount())]
 
 
-def _centroid_lonlat(area: Area, points: Sequence[Tuple[float, float]]) -> Tuple[float, float]:
+def _centroid_lonlat(area: Area, points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """The area's centroid in lon/lat (lon wrapped to [-180, 180)); computed in the area's own CRS
     (after unwrapping a lon/lat polygon across the antimeridian)."""
     from ..io.raster import is_geographic
@@ -233,7 +234,7 @@ def _centroid_lonlat(area: Area, points: Sequence[Tuple[float, float]]) -> Tuple
     return _wrap(lonlat[0]), lonlat[1]
 
 
-def _warn_zone_crossing(points: Sequence[Tuple[float, float]], lon: float, lat: float, label: str,
+def _warn_zone_crossing(points: Sequence[tuple[float, float]], lon: float, lat: float, label: str,
                         feedback: Feedback) -> None:
     """Warn when the area spans several UTM zones (it is then projected in its centroid's zone)."""
     if abs(lat) > POLAR_LATITUDE:
@@ -278,7 +279,7 @@ def _aligned_grid(area: Area, target_wkt: str, size: float) -> Grid:
     return Grid(target_wkt, (x0, size, 0.0, y1, 0.0, -size), width, height)
 
 
-def _projected_bounds(area: Area, target_wkt: str) -> Tuple[float, float, float, float]:
+def _projected_bounds(area: Area, target_wkt: str) -> tuple[float, float, float, float]:
     """Bounds (m) of the area's densified outline in ``target_wkt``; fails clearly when it cannot be projected."""
     from osgeo import osr
 
@@ -299,7 +300,7 @@ def _projected_bounds(area: Area, target_wkt: str) -> Tuple[float, float, float,
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def default_pixel_size(source: Any, scenes: Sequence[Any] = ()) -> Tuple[float, str]:
+def default_pixel_size(source: Any, scenes: Sequence[Any] = ()) -> tuple[float, str]:
     """The job's pixel size (m) when the user gives none, and why: the source's declared ``pixel_size_m``,
     else the sensor named by the source or the first scene (:data:`SENSOR_PIXEL_SIZE_M`), else the ground
     resolution of the first local file, else 10 m (Sentinel-2 B8)."""
@@ -320,7 +321,7 @@ def default_pixel_size(source: Any, scenes: Sequence[Any] = ()) -> Tuple[float, 
     return SENSOR_PIXEL_SIZE_M["sentinel-2"], "no sensor recognised: Sentinel-2 B8 resolution"
 
 
-def _native_ground_resolution(path: str) -> Optional[float]:
+def _native_ground_resolution(path: str) -> float | None:
     """The finer pixel side (m) of a local raster (degrees converted at its centre latitude), or None."""
     import os
 

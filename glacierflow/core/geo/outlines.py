@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 
@@ -14,7 +13,7 @@ from .grid import Grid
 class GlacierOutlines:
     """Outline polygons reprojected once into the job grid's CRS, rasterised per window."""
 
-    def __init__(self, path: str, grid_crs_wkt: str, layer: Optional[str] = None) -> None:
+    def __init__(self, path: str, grid_crs_wkt: str, layer: str | None = None) -> None:
         from osgeo import ogr, osr
 
         if not path or not os.path.exists(path):

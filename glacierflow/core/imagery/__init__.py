@@ -1,8 +1,6 @@
 """Imagery sources behind one interface (search scenes, fetch them onto the job grid), and pairing rules."""
 from __future__ import annotations
 
-from typing import Optional
-
 from .base import (
     DEFAULT_MONTHS,
     Area,
@@ -28,7 +26,7 @@ __all__ = ["DEFAULT_MONTHS", "Area", "ImageSource", "Scene", "SceneCache", "defa
 
 def make_source(name: str, folder: str = "", recursive: bool = False, band: int = 1, cache_dir: str = "",
                 url: str = "", credentials: str = "", project: str = "",
-                min_valid_fraction: Optional[float] = None) -> ImageSource:
+                min_valid_fraction: float | None = None) -> ImageSource:
     """The source called ``name`` (see :data:`SOURCE_NAMES`), configured.
 
     Args:

@@ -14,9 +14,10 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..errors import GlacierFlowError
 from ..geo.grid import Grid
 from ..io.raster import remove_quietly
 
-Bounds = Tuple[float, float, float, float]
+Bounds = tuple[float, float, float, float]
 DEFAULT_MONTHS = "6-10"  # June to October: the papers' melt-season window
 
 
@@ -52,17 +53,17 @@ class Scene:
 
     id: str
     time: datetime
-    cloud_cover: Optional[float]
+    cloud_cover: float | None
     source: str
     href: str
     band: int = 1
-    footprint: Optional[Bounds] = None
+    footprint: Bounds | None = None
     footprint_crs_wkt: str = ""
     time_source: str = ""
     version: str = ""
-    properties: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    valid_fraction: Optional[float] = None
-    bands: Tuple[str, ...] = ()
+    properties: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    valid_fraction: float | None = None
+    bands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Area:
         crs_wkt: WKT of the CRS the coordinates are in.
     """
 
-    geometry: Union[str, Dict[str, Any]]
+    geometry: str | dict[str, Any]
     crs_wkt: str
 
     def ogr_geometry(self) -> Any:
@@ -116,8 +117,8 @@ class ImageSource(Protocol):
 
     name: str
 
-    def search(self, area: Optional[Area], start: Optional[datetime], end: Optional[datetime],
-               months: Optional[Set[int]] = None, max_cloud: Optional[float] = None) -> List[Scene]:
+    def search(self, area: Area | None, start: datetime | None, end: datetime | None,
+               months: set[int] | None = None, max_cloud: float | None = None) -> list[Scene]:
         """Scenes touching ``area`` acquired in [start, end] (UTC) in ``months`` (1..12) with cloud
         cover at most ``max_cloud`` percent; sorted by time. Raises GlacierFlowError when none."""
         ...
@@ -147,7 +148,7 @@ class SceneCache:
     so an entry either exists complete or not at all.
     """
 
-    def __init__(self, folder: Optional[str] = None) -> None:
+    def __init__(self, folder: str | None = None) -> None:
         self.folder = folder or default_cache_dir()
 
     @staticmethod
@@ -164,7 +165,7 @@ class SceneCache:
         """The entry's file path (it may not exist)."""
         return os.path.join(self.folder, self.key(scene, grid, band) + ".npy")
 
-    def get(self, scene: Scene, grid: Grid, band: str = "") -> Optional[np.ndarray]:
+    def get(self, scene: Scene, grid: Grid, band: str = "") -> np.ndarray | None:
         """The cached array, or None (an unreadable or wrong-shaped entry is removed)."""
         path = self.path(scene, grid, band)
         if not os.path.exists(path):
@@ -229,11 +230,11 @@ class SceneCache:
         return array
 
 
-def parse_months(text: Optional[str]) -> Optional[Set[int]]:
+def parse_months(text: str | None) -> set[int] | None:
     """Months (1..12) from ``"6-10"``, ``"6,7,8"`` or ``"11-2"`` (wraps over new year); empty: None (all)."""
     if text is None or not str(text).strip():
         return None
-    months: Set[int] = set()
+    months: set[int] = set()
     for part in str(text).replace(";", ",").split(","):
         part = part.strip()
         if not part:
@@ -261,7 +262,7 @@ def _check_month(month: int, text: Any) -> None:
         raise GlacierFlowError(f"Months '{text}': {month} is not a month (1 = January ... 12 = December).")
 
 
-def parse_date_bound(text: Optional[str], end: bool = False) -> Optional[datetime]:
+def parse_date_bound(text: str | None, end: bool = False) -> datetime | None:
     """A search bound from ISO text (UTC when naive); a bare end date means the end of that day."""
     from ..io.timestamps import parse_datetime
 
@@ -273,7 +274,7 @@ def parse_date_bound(text: Optional[str], end: bool = False) -> Optional[datetim
     return value
 
 
-def check_range(start: Optional[datetime], end: Optional[datetime]) -> None:
+def check_range(start: datetime | None, end: datetime | None) -> None:
     """Fail clearly on naive datetimes or a start after the end."""
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
@@ -282,8 +283,8 @@ def check_range(start: Optional[datetime], end: Optional[datetime]) -> None:
         raise GlacierFlowError(f"The start date {start:%Y-%m-%d} is after the end date {end:%Y-%m-%d}: swap them.")
 
 
-def scene_matches(scene: Scene, start: Optional[datetime], end: Optional[datetime],
-                  months: Optional[Set[int]], max_cloud: Optional[float]) -> Optional[str]:
+def scene_matches(scene: Scene, start: datetime | None, end: datetime | None,
+                  months: set[int] | None, max_cloud: float | None) -> str | None:
     """None when ``scene`` passes the time, month and cloud filters, else the filter it fails.
 
     A scene whose cloud cover is unknown passes ``max_cloud`` (it cannot be judged).

@@ -14,8 +14,9 @@ import math
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import timezone
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def download_name(scene: Scene, band: str = "") -> str:
 
 
 def download_scenes(source: ImageSource, scenes: Sequence[Scene], grid: Grid, folder: str, band: str = "",
-                    feedback: Optional[Feedback] = None) -> List[str]:
+                    feedback: Feedback | None = None) -> list[str]:
     """Fetch every scene's ``band`` onto ``grid`` and write it into ``folder``; returns the written (or
     already present) file paths in scene order.
 
@@ -48,7 +49,7 @@ def download_scenes(source: ImageSource, scenes: Sequence[Scene], grid: Grid, fo
     """
     feedback = feedback or Feedback()
     os.makedirs(folder, exist_ok=True)
-    paths: List[str] = []
+    paths: list[str] = []
     names = _unique_names(scenes, band)
     for index, scene in enumerate(scenes):
         if feedback.is_cancelled():
@@ -72,7 +73,7 @@ def download_scenes(source: ImageSource, scenes: Sequence[Scene], grid: Grid, fo
     return paths
 
 
-def _unique_names(scenes: Sequence[Scene], band: str) -> List[str]:
+def _unique_names(scenes: Sequence[Scene], band: str) -> list[str]:
     """File names in scene order; a name two scenes would share gets a short hash of the scene's source and id."""
     import hashlib
 
@@ -80,7 +81,7 @@ def _unique_names(scenes: Sequence[Scene], band: str) -> List[str]:
     repeated = {name for name in names if names.count(name) > 1}
     for index, scene in enumerate(scenes):
         if names[index] in repeated:
-            digest = hashlib.sha256(f"{scene.source}:{scene.id}".encode("utf-8")).hexdigest()[:8]
+            digest = hashlib.sha256(f"{scene.source}:{scene.id}".encode()).hexdigest()[:8]
             names[index] = names[index][:-len(".tif")] + f"_{digest}.tif"
     return names
 
@@ -111,7 +112,7 @@ def _valid_fraction(array: np.ndarray) -> float:
     return float(np.count_nonzero(np.isfinite(array))) / float(array.size) if array.size else 0.0
 
 
-def _tags(scene: Scene, band: str, valid: float) -> Dict[str, str]:
+def _tags(scene: Scene, band: str, valid: float) -> dict[str, str]:
     """The file's metadata: what LocalFolderSource reads back (time, cloud) and where it came from."""
     tags = {
         "GLACIERFLOW_PRODUCT": PRODUCT_TAG,
@@ -167,7 +168,7 @@ def _write_scene(path: str, scene: Scene, grid: Grid, array: np.ndarray, band: s
 
 # --- the table of downloaded files ------------------------------------------------------------------------
 
-def describe_downloads(paths: Sequence[str]) -> List[Dict[str, str]]:
+def describe_downloads(paths: Sequence[str]) -> list[dict[str, str]]:
     """One row per downloaded file (see :data:`TABLE_COLUMNS`), read from the files' tags."""
     from osgeo import gdal
 
@@ -204,7 +205,7 @@ def write_download_table(paths: Sequence[str], csv_path: str) -> str:
 # --- sources from user settings ---------------------------------------------------------------------------
 
 def open_source(name: str, folder: str = "", recursive: bool = False, url: str = "", credentials: str = "",
-                project: str = "", min_valid_fraction: Optional[float] = None, cache_dir: str = "") -> ImageSource:
+                project: str = "", min_valid_fraction: float | None = None, cache_dir: str = "") -> ImageSource:
     """The source called ``name`` configured from the user's settings.
 
     The local folder takes ``folder`` and ``recursive``; remote sources take the service ``url`` (STAC
@@ -216,7 +217,7 @@ def open_source(name: str, folder: str = "", recursive: bool = False, url: str =
 
     if name == "local_folder":
         return make_source(name, folder=folder, recursive=recursive, cache_dir=cache_dir)
-    settings: Dict[str, Any] = {"url": url, "credentials": credentials, "project": project,
+    settings: dict[str, Any] = {"url": url, "credentials": credentials, "project": project,
                                 "min_valid_fraction": min_valid_fraction, "cache_dir": cache_dir}
     given = {key: value for key, value in settings.items() if value not in (None, "")}
     try:
@@ -227,7 +228,7 @@ def open_source(name: str, folder: str = "", recursive: bool = False, url: str =
                                "empty.") from None
 
 
-def keep_valid(scenes: Sequence[Scene], min_valid_fraction: Optional[float]) -> Tuple[List[Scene], List[Scene]]:
+def keep_valid(scenes: Sequence[Scene], min_valid_fraction: float | None) -> tuple[list[Scene], list[Scene]]:
     """(kept, dropped): scenes whose known valid fraction (0-1) is below ``min_valid_fraction`` are dropped;
     an unknown valid fraction (None, e.g. a local file) is kept."""
     if min_valid_fraction is None or min_valid_fraction <= 0:

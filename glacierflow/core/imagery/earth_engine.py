@@ -28,9 +28,10 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class Collection:
     """
 
     collection_id: str
-    mask_bands: Tuple[str, ...]
+    mask_bands: tuple[str, ...]
     level: str
 
     def usable(self, pixels: np.ndarray, data_band: str = "") -> np.ndarray:
@@ -81,7 +82,7 @@ class Collection:
         return usable
 
     @property
-    def fraction_bands(self) -> Tuple[str, ...]:
+    def fraction_bands(self) -> tuple[str, ...]:
         """The bands the valid fraction is measured from (L1C needs B8 to see fill)."""
         return self.mask_bands if self.level == "L2A" else self.mask_bands + ("B8",)
 
@@ -117,7 +118,7 @@ def _how_to_authenticate() -> str:
             "(https://code.earthengine.google.com/register).")
 
 
-def resolve_login(project: Optional[str] = None, service_account_key: Optional[str] = None,
+def resolve_login(project: str | None = None, service_account_key: str | None = None,
                   credentials: Any = None) -> Login:
     """The credentials to use, in this order: ``credentials`` given, the service-account key file, the user's
     stored ``earthengine authenticate`` credentials, application-default credentials. Fails clearly without
@@ -141,7 +142,7 @@ def resolve_login(project: Optional[str] = None, service_account_key: Optional[s
     return Login(found, chosen, method)
 
 
-def _service_account(path: str) -> Tuple[Any, Optional[str]]:
+def _service_account(path: str) -> tuple[Any, str | None]:
     _import_ee()
     from google.oauth2 import service_account
 
@@ -158,7 +159,7 @@ def _service_account(path: str) -> Tuple[Any, Optional[str]]:
     return credentials, info.get("project_id")
 
 
-def _stored_user_credentials() -> Optional[Tuple[Any, Optional[str], str]]:
+def _stored_user_credentials() -> tuple[Any, str | None, str] | None:
     """What ``earthengine authenticate`` stored (refresh token, project), or None."""
     ee = _import_ee()
     from google.oauth2 import credentials as user_credentials
@@ -181,7 +182,7 @@ def _stored_user_credentials() -> Optional[Tuple[Any, Optional[str], str]]:
     return found, stored.get("project"), f"stored credentials '{path}'"
 
 
-def _application_default_credentials() -> Optional[Tuple[Any, Optional[str], str]]:
+def _application_default_credentials() -> tuple[Any, str | None, str] | None:
     """gcloud's application-default credentials file, or None (the metadata server is not asked: no hangs)."""
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
@@ -207,7 +208,7 @@ def _import_ee() -> Any:
 
 
 # --- the source -----------------------------------------------------------------------------------------------
-_CONNECTED: Dict[str, Any] = {"key": None}  # ee keeps one global session: which source set it up
+_CONNECTED: dict[str, Any] = {"key": None}  # ee keeps one global session: which source set it up
 
 
 class EarthEngineSource:
@@ -230,9 +231,9 @@ class EarthEngineSource:
 
     name = SOURCE_NAME
 
-    def __init__(self, collection: str = DEFAULT_COLLECTION, project: Optional[str] = None,
-                 service_account_key: Optional[str] = None, url: Optional[str] = None,
-                 cache_dir: Optional[str] = None, min_valid_fraction: float = 0.5, valid_scale_m: float = 200.0,
+    def __init__(self, collection: str = DEFAULT_COLLECTION, project: str | None = None,
+                 service_account_key: str | None = None, url: str | None = None,
+                 cache_dir: str | None = None, min_valid_fraction: float = 0.5, valid_scale_m: float = 200.0,
                  tile_size: int = 2048, retries: int = 4, backoff_s: float = 2.0, timeout_s: float = 120.0,
                  page_size: int = 500, credentials: Any = None) -> None:
         if collection not in COLLECTIONS:
@@ -255,12 +256,12 @@ class EarthEngineSource:
         self.page_size = page_size
         self.rejected: Counter = Counter()
         self._credentials = credentials
-        self._login: Optional[Login] = None
+        self._login: Login | None = None
         self._session_id = uuid.uuid4().hex  # which source last set up ee's global session
 
     # -- search --
-    def search(self, area: Optional[Area], start: Optional[datetime], end: Optional[datetime],
-               months: Optional[Set[int]] = None, max_cloud: Optional[float] = None) -> List[Scene]:
+    def search(self, area: Area | None, start: datetime | None, end: datetime | None,
+               months: set[int] | None = None, max_cloud: float | None = None) -> list[Scene]:
         """Scenes over ``area`` in [start, end] (UTC) in ``months`` with at most ``max_cloud`` % cloud and at
         least :attr:`min_valid_fraction` of the polygon usable; sorted by time. Raises GlacierFlowError when none."""
         check_range(start, end)
@@ -268,7 +269,7 @@ class EarthEngineSource:
             raise GlacierFlowError("Earth Engine needs a search polygon: draw one or choose a polygon layer.")
         first, last = start or EARLIEST, end or datetime.now(timezone.utc)
         region = _wgs84_box(area)
-        assets: Dict[str, Dict[str, Any]] = {}
+        assets: dict[str, dict[str, Any]] = {}
         for window_start, window_end in month_windows(first, last, months):
             for asset in self._list(window_start, window_end, region, max_cloud):
                 assets.setdefault(asset["name"], asset)
@@ -280,7 +281,7 @@ class EarthEngineSource:
             reason = scene_matches(scene, start, end, months, max_cloud)
             if reason is None:
                 fraction = self.cache.valid_fraction(scene, area, self.valid_scale_m,
-                                                     lambda: self.valid_fraction(scene, area, coarse))
+                                                     lambda scene=scene: self.valid_fraction(scene, area, coarse))
                 scene = replace(scene, valid_fraction=fraction)
                 if scene.valid_fraction < self.min_valid_fraction:
                     reason = "with too little of the area usable"
@@ -292,16 +293,16 @@ class EarthEngineSource:
             raise GlacierFlowError(self._nothing_found(len(assets), first, last))
         return sorted(kept, key=lambda s: (s.time, s.id))
 
-    def _list(self, start: datetime, end: datetime, region: Dict[str, Any],
-              max_cloud: Optional[float]) -> List[Dict[str, Any]]:
+    def _list(self, start: datetime, end: datetime, region: dict[str, Any],
+              max_cloud: float | None) -> list[dict[str, Any]]:
         """Every image of the collection the service finds for one time window (all pages)."""
         ee = self._connect()
-        params: Dict[str, Any] = {"parent": self.collection.collection_id, "startTime": _iso(start),
+        params: dict[str, Any] = {"parent": self.collection.collection_id, "startTime": _iso(start),
                                   "endTime": _iso(end + timedelta(seconds=1)), "region": region,
                                   "pageSize": self.page_size, "view": "FULL"}
         if max_cloud is not None:
             params["filter"] = f"properties.CLOUDY_PIXEL_PERCENTAGE <= {float(max_cloud)}"
-        images: List[Dict[str, Any]] = []
+        images: list[dict[str, Any]] = []
         while True:
             page = self._call("listing scenes", lambda: ee.data.listImages(dict(params)))
             images.extend(page.get("images") or [])
@@ -310,7 +311,7 @@ class EarthEngineSource:
                 return images
             params["pageToken"] = token
 
-    def _scene_of(self, asset: Dict[str, Any]) -> Scene:
+    def _scene_of(self, asset: dict[str, Any]) -> Scene:
         from ..io.timestamps import parse_datetime
 
         properties = asset.get("properties") or {}
@@ -329,7 +330,7 @@ class EarthEngineSource:
             properties={key: str(value) for key, value in properties.items() if not isinstance(value, (dict, list))},
             bands=tuple(COMMON_BANDS))
 
-    def valid_fraction(self, scene: Scene, area: Area, coarse: Optional[Tuple[Grid, np.ndarray]] = None) -> float:
+    def valid_fraction(self, scene: Scene, area: Area, coarse: tuple[Grid, np.ndarray] | None = None) -> float:
         """Share (0-1) of ``area`` the scene covers without cloud, read from a coarse (``valid_scale_m``) mask;
         ``coarse`` is the polygon's (grid, inside) raster when already made."""
         grid, inside = coarse or _area_raster(area, self.valid_scale_m)
@@ -348,7 +349,7 @@ class EarthEngineSource:
 
     # -- fetch --
     def fetch(self, scene: Scene, grid: Grid, band: str = "",
-              progress: Optional[Callable[[float], bool]] = None) -> np.ndarray:
+              progress: Callable[[float], bool] | None = None) -> np.ndarray:
         """The scene's band on ``grid`` as reflectance (0-1, float32), NaN where cloud or no data; cached.
 
         ``band`` is ``nir`` (B8, the default ""), ``green`` (B3) or ``swir1`` (B11). The grid is read in tiles
@@ -369,7 +370,7 @@ class EarthEngineSource:
         return max(1, min(self.tile_size, MAX_SIDE_PX, int(math.isqrt(MAX_REQUEST_BYTES // bytes_per_px))))
 
     def _read_tiled(self, scene: Scene, grid: Grid, data_band: str,
-                    progress: Optional[Callable[[float], bool]]) -> np.ndarray:
+                    progress: Callable[[float], bool] | None) -> np.ndarray:
         bands = (data_band,) + self.collection.mask_bands
         side = self.tile_side(bands)
         windows = [Window(col, row, min(side, grid.width - col), min(side, grid.height - row))
@@ -425,7 +426,7 @@ class EarthEngineSource:
         for attempt in range(self.retries + 1):
             try:
                 return call()
-            except Exception as problem:  # noqa: BLE001 - classified below; the unknown re-raised as is
+            except Exception as problem:
                 kind, status, reason = _classify(problem)
                 if kind == "other":
                     raise
@@ -434,7 +435,7 @@ class EarthEngineSource:
                 time.sleep(min(self.backoff_s * (2 ** attempt), 60.0))
         raise AssertionError("unreachable")
 
-    def _explain(self, what: str, kind: str, status: Optional[int], reason: str, attempts: int) -> str:
+    def _explain(self, what: str, kind: str, status: int | None, reason: str, attempts: int) -> str:
         project = self._login.project if self._login else self.project
         where = f"Earth Engine ({self.url}) {what}"
         if kind == "auth":
@@ -463,7 +464,7 @@ class EarthEngineSource:
                 "proxy settings and the service URL.")
 
 
-def _classify(problem: BaseException) -> Tuple[str, Optional[int], str]:
+def _classify(problem: BaseException) -> tuple[str, int | None, str]:
     """(kind, HTTP status, reason): kind is retry, auth, denied, missing, invalid or other."""
     from google.auth.exceptions import RefreshError, TransportError
 
@@ -484,11 +485,11 @@ def _classify(problem: BaseException) -> Tuple[str, Optional[int], str]:
     return "other", None, str(problem)
 
 
-def _http_status(problem: BaseException) -> Tuple[Optional[int], str]:
+def _http_status(problem: BaseException) -> tuple[int | None, str]:
     """The HTTP status behind an error (ee wraps googleapiclient's HttpError in EEException), with its reason."""
     from googleapiclient.errors import HttpError
 
-    seen: Optional[BaseException] = problem
+    seen: BaseException | None = problem
     for _ in range(4):
         if seen is None:
             break
@@ -506,11 +507,11 @@ def _http_reason(error: Any) -> str:
 
 
 # --- geometry helpers -----------------------------------------------------------------------------------------
-def month_windows(start: datetime, end: datetime, months: Optional[Set[int]]) -> List[Tuple[datetime, datetime]]:
+def month_windows(start: datetime, end: datetime, months: set[int] | None) -> list[tuple[datetime, datetime]]:
     """[start, end] cut to the runs of consecutive calendar ``months`` (None or all 12: one window), UTC."""
     if not months or len(months) == 12:
         return [(start, end)]
-    windows: List[Tuple[datetime, datetime]] = []
+    windows: list[tuple[datetime, datetime]] = []
     cursor = datetime(start.year, start.month, 1, tzinfo=timezone.utc)
     while cursor <= end:
         following = datetime(cursor.year + cursor.month // 12, cursor.month % 12 + 1, 1, tzinfo=timezone.utc)
@@ -525,12 +526,12 @@ def month_windows(start: datetime, end: datetime, months: Optional[Set[int]]) ->
     return windows
 
 
-def pixel_grid(grid: Grid) -> Dict[str, Any]:
+def pixel_grid(grid: Grid) -> dict[str, Any]:
     """Earth Engine's PixelGrid for ``grid``: dimensions, affine transform, and an EPSG code when there is one."""
     from ..io.raster import spatial_reference
 
     x0, a, b, y0, d, e = grid.transform
-    result: Dict[str, Any] = {"dimensions": {"width": grid.width, "height": grid.height},
+    result: dict[str, Any] = {"dimensions": {"width": grid.width, "height": grid.height},
                               "affineTransform": {"scaleX": a, "shearX": b, "translateX": x0,
                                                   "shearY": d, "scaleY": e, "translateY": y0}}
     srs = spatial_reference(grid.crs_wkt)
@@ -553,7 +554,7 @@ def _wgs84_wkt() -> str:
     return srs.ExportToWkt()
 
 
-def _wgs84_box(area: Area) -> Dict[str, Any]:
+def _wgs84_box(area: Area) -> dict[str, Any]:
     """The polygon's bounding box as a GeoJSON geometry in degrees (short enough for a listing URL); a polygon
     crossing the antimeridian gives one box on each side (a MultiPolygon), not a box around the globe."""
     from .stac import geometry_bounds, polygon_coordinates, query_geometry
@@ -568,7 +569,7 @@ def _wgs84_box(area: Area) -> Dict[str, Any]:
     return {"type": "MultiPolygon", "coordinates": boxes}
 
 
-def _footprint(geometry: Optional[Dict[str, Any]]) -> Tuple[Optional[Tuple[float, float, float, float]], str]:
+def _footprint(geometry: dict[str, Any] | None) -> tuple[tuple[float, float, float, float] | None, str]:
     """The bounding box of a GeoJSON footprint (degrees) and the WGS 84 WKT, or (None, "")."""
     if not geometry:
         return None, ""
@@ -581,7 +582,7 @@ def _footprint(geometry: Optional[Dict[str, Any]]) -> Tuple[Optional[Tuple[float
     return (xmin, ymin, xmax, ymax), _wgs84_wkt()
 
 
-def _area_raster(area: Area, scale_m: float) -> Tuple[Grid, np.ndarray]:
+def _area_raster(area: Area, scale_m: float) -> tuple[Grid, np.ndarray]:
     """A ``scale_m`` grid in the polygon's UTM zone over its bounds, and the pixels inside the polygon."""
     from osgeo import gdal, ogr
 
@@ -614,7 +615,7 @@ def _area_raster(area: Area, scale_m: float) -> Tuple[Grid, np.ndarray]:
     return grid, inside
 
 
-def _envelope(geometry: Any) -> Tuple[float, float, float, float]:
+def _envelope(geometry: Any) -> tuple[float, float, float, float]:
     xmin, xmax, ymin, ymax = geometry.GetEnvelope()
     return (xmin, ymin, xmax, ymax)
 

@@ -13,7 +13,7 @@ import os
 import re
 from collections import Counter
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -41,18 +41,18 @@ class LocalFolderSource:
     name = SOURCE_NAME
 
     def __init__(self, folder: str, band: int = 1, recursive: bool = False,
-                 cache_dir: Optional[str] = None) -> None:
+                 cache_dir: str | None = None) -> None:
         self.folder = folder
         self.band = band
         self.recursive = recursive
         self.cache = SceneCache(cache_dir)
-        self.skipped: List[Tuple[str, str]] = []
+        self.skipped: list[tuple[str, str]] = []
 
-    def files(self) -> List[str]:
+    def files(self) -> list[str]:
         """The GeoTIFF paths in the folder, sorted."""
         if not self.folder or not os.path.isdir(self.folder):
             raise GlacierFlowError(f"Folder '{self.folder}' does not exist: choose the folder holding your GeoTIFFs.")
-        paths: List[str] = []
+        paths: list[str] = []
         if self.recursive:
             for root, dirs, names in os.walk(self.folder):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -62,7 +62,7 @@ class LocalFolderSource:
                      if _is_geotiff(n) and os.path.isfile(os.path.join(self.folder, n))]
         return sorted(paths)
 
-    def scenes(self) -> List[Scene]:
+    def scenes(self) -> list[Scene]:
         """Every usable file as a :class:`Scene`, unfiltered; fills :attr:`skipped`."""
         self.skipped = []
         found = []
@@ -72,8 +72,8 @@ class LocalFolderSource:
                 found.append(scene)
         return sorted(found, key=lambda s: (s.time, s.id))
 
-    def search(self, area: Optional[Area], start: Optional[datetime], end: Optional[datetime],
-               months: Optional[Set[int]] = None, max_cloud: Optional[float] = None) -> List[Scene]:
+    def search(self, area: Area | None, start: datetime | None, end: datetime | None,
+               months: set[int] | None = None, max_cloud: float | None = None) -> list[Scene]:
         """Scenes touching ``area`` in [start, end] (UTC, inclusive) in ``months`` with cloud cover at most
         ``max_cloud`` % (unknown cloud cover passes); sorted by time. Raises GlacierFlowError when none."""
         check_range(start, end)
@@ -112,7 +112,7 @@ class LocalFolderSource:
 
         return self.cache.fetch(scene, grid, read)
 
-    def _scene_of(self, path: str) -> Optional[Scene]:
+    def _scene_of(self, path: str) -> Scene | None:
         from osgeo import gdal
 
         from ..io.raster import grid_of
@@ -132,7 +132,7 @@ class LocalFolderSource:
             if dataset.RasterCount < self.band:
                 self.skipped.append((name, f"has {dataset.RasterCount} band(s), band {self.band} was asked for"))
                 return None
-            metadata: Dict[str, str] = dict(dataset.GetMetadata() or {})
+            metadata: dict[str, str] = dict(dataset.GetMetadata() or {})
             try:
                 acquisition = acquisition_of(path, dataset)
             except GlacierFlowError:
@@ -180,7 +180,7 @@ def _summary(counts: Counter) -> str:
     return ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items()))
 
 
-def _number(text: Any) -> Optional[float]:
+def _number(text: Any) -> float | None:
     try:
         value = float(str(text).strip().strip('"'))
     except ValueError:
@@ -188,7 +188,7 @@ def _number(text: Any) -> Optional[float]:
     return value if 0.0 <= value <= 100.0 else None
 
 
-def _cloud_cover(metadata: Dict[str, str]) -> Optional[float]:
+def _cloud_cover(metadata: dict[str, str]) -> float | None:
     """Cloud cover (%) from a file's metadata tags, or None."""
     upper = {key.upper(): value for key, value in metadata.items()}
     for key in CLOUD_KEYS:
@@ -199,7 +199,7 @@ def _cloud_cover(metadata: Dict[str, str]) -> Optional[float]:
     return None
 
 
-def _mtl_cloud_cover(path: str) -> Optional[float]:
+def _mtl_cloud_cover(path: str) -> float | None:
     """Cloud cover (%) from the Landsat MTL file whose product name starts the file's name, or None."""
     from ..io.timestamps import landsat_mtl_for
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 import os
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence
 
 from ..errors import GlacierFlowError
 from ..io.timestamps import SECONDS_PER_DAY
@@ -33,11 +33,11 @@ class ScenePair:
         return (self.second.time - self.first.time).total_seconds() / SECONDS_PER_DAY
 
 
-def _sorted(scenes: Iterable[Scene]) -> List[Scene]:
+def _sorted(scenes: Iterable[Scene]) -> list[Scene]:
     return sorted(scenes, key=lambda s: (s.time, s.id))
 
 
-def cross_year_pairs(scenes: Sequence[Scene], year_a: int, year_b: int) -> List[ScenePair]:
+def cross_year_pairs(scenes: Sequence[Scene], year_a: int, year_b: int) -> list[ScenePair]:
     """Every scene of ``year_a`` with every scene of ``year_b`` (the first paper's rule), by time.
 
     ``year_b`` must be later than ``year_a`` (usually ``year_a + 1``).
@@ -49,7 +49,7 @@ def cross_year_pairs(scenes: Sequence[Scene], year_a: int, year_b: int) -> List[
     return [ScenePair(a, b) for a in firsts for b in seconds if a.time < b.time]
 
 
-def interval_pairs(scenes: Sequence[Scene], min_days: float, max_days: float) -> List[ScenePair]:
+def interval_pairs(scenes: Sequence[Scene], min_days: float, max_days: float) -> list[ScenePair]:
     """Every earlier -> later pair whose interval is within [min_days, max_days] (days), by time."""
     if min_days < 0 or max_days < min_days:
         raise GlacierFlowError(f"The interval {min_days} to {max_days} days is empty: the minimum must be at "
@@ -68,8 +68,8 @@ def interval_pairs(scenes: Sequence[Scene], min_days: float, max_days: float) ->
     return pairs
 
 
-def pairs_by_rule(scenes: Sequence[Scene], rule: str, year_a: Optional[int] = None, year_b: Optional[int] = None,
-                  min_days: float = 5.0, max_days: float = 400.0) -> List[ScenePair]:
+def pairs_by_rule(scenes: Sequence[Scene], rule: str, year_a: int | None = None, year_b: int | None = None,
+                  min_days: float = 5.0, max_days: float = 400.0) -> list[ScenePair]:
     """Pairs by ``rule`` (``cross_year``: year A defaults to the earliest scene's year and year B to
     year A + 1; ``interval``: days); raises GlacierFlowError with what to change when there are none."""
     if rule == "cross_year":

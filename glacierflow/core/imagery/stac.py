@@ -15,10 +15,11 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Optional
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .base import Area, Scene, SceneCache, check_range, scene_matches
 from .stac_client import Capabilities, HttpPolicy, SasSigner, Service, StacApi
 from .stac_profiles import CLOUD_PROPERTY, PROFILES, StacProfile
 
-TimeWindow = Tuple[Optional[datetime], Optional[datetime]]  # None: open
+TimeWindow = tuple[Optional[datetime], Optional[datetime]]  # None: open
 MAX_TIME_WINDOWS = 24  # more month runs than this: one search over the whole range, months checked locally
 USABLE_BAND = "_usable"  # cache entry of a scene's usable-pixel mask on a grid
 WGS84_WKT = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],PRIMEM["Greenwich",0],'
@@ -50,11 +51,11 @@ class StacSource:
         rejected: why candidates of the last search were dropped (reason -> count), for the log.
     """
 
-    def __init__(self, profile: Union[str, StacProfile] = "planetary_computer_landsat", api_url: str = "",
+    def __init__(self, profile: str | StacProfile = "planetary_computer_landsat", api_url: str = "",
                  collection: str = "", token_url: str = "", subscription_key: str = "",
-                 headers: Optional[Dict[str, str]] = None, cache_dir: Optional[str] = None, page_size: int = 100,
+                 headers: dict[str, str] | None = None, cache_dir: str | None = None, page_size: int = 100,
                  timeout: float = 30.0, retries: int = 4, backoff: float = 1.0, valid_fraction: bool = False,
-                 min_valid_fraction: Optional[float] = None, valid_resolution: float = 150.0,
+                 min_valid_fraction: float | None = None, valid_resolution: float = 150.0,
                  prefer_get: bool = False) -> None:
         if isinstance(profile, str):
             if profile not in PROFILES:
@@ -72,15 +73,15 @@ class StacSource:
         self.rejected: Counter = Counter()
         service = Service(self.profile.title, self.profile.auth_hint)
         self.api = StacApi(self.profile.api_url, self.policy, service, prefer_get=prefer_get)
-        self.signer: Optional[SasSigner] = None
+        self.signer: SasSigner | None = None
         if self.profile.signing == "planetary_computer":
             token_service = Service(f"{self.profile.title} SAS token service", self.profile.auth_hint)
             self.signer = SasSigner(self.profile.token_url, self.policy, token_service, subscription_key)
 
     # --- search ---------------------------------------------------------------------------------------
 
-    def search(self, area: Optional[Area], start: Optional[datetime], end: Optional[datetime],
-               months: Optional[Set[int]] = None, max_cloud: Optional[float] = None) -> List[Scene]:
+    def search(self, area: Area | None, start: datetime | None, end: datetime | None,
+               months: set[int] | None = None, max_cloud: float | None = None) -> list[Scene]:
         """Scenes of the collection touching ``area`` in [start, end] (UTC, inclusive) in ``months`` with
         cloud cover at most ``max_cloud`` % and, when asked, at least ``min_valid_fraction`` usable area;
         sorted by time. Raises GlacierFlowError when none (the message says what was searched)."""
@@ -90,7 +91,7 @@ class StacSource:
         geometry = query_geometry(area)
         footprint_test = _Intersects(geometry)
         capabilities = self.api.capabilities()
-        items: Dict[str, dict] = {}
+        items: dict[str, dict] = {}
         for window in time_windows(start, end, months):
             for item in self.api.search(self.search_body(capabilities, geometry, window, max_cloud)):
                 items.setdefault(str(item.get("id")), item)
@@ -113,11 +114,11 @@ class StacSource:
         return sorted(kept, key=lambda s: (s.time, s.id))
 
     def search_body(self, capabilities: Capabilities, geometry: dict, window: TimeWindow,
-                    max_cloud: Optional[float]) -> dict:
+                    max_cloud: float | None) -> dict:
         """The item-search body: always collection, polygon (its bounding box for GET, where servers rarely
         take ``intersects``), dates and page size; cloud cover and property filters through ``query`` or
         CQL2 ``filter`` only when the API declares them."""
-        body: Dict[str, Any] = {"collections": [self.profile.collection], "limit": self.page_size}
+        body: dict[str, Any] = {"collections": [self.profile.collection], "limit": self.page_size}
         if capabilities.post:
             body["intersects"] = geometry
         else:
@@ -139,15 +140,15 @@ class StacSource:
             body["fields"] = {"include": self._needed_fields(), "exclude": []}
         return body
 
-    def _conditions(self, max_cloud: Optional[float]) -> List[Tuple[str, str, Any]]:
-        conditions: List[Tuple[str, str, Any]] = []
+    def _conditions(self, max_cloud: float | None) -> list[tuple[str, str, Any]]:
+        conditions: list[tuple[str, str, Any]] = []
         if max_cloud is not None:
             conditions.append((CLOUD_PROPERTY, "<=", float(max_cloud)))
         for prop, allowed in sorted(self.profile.property_filters.items()):
             conditions.append((prop, "in", tuple(allowed)))
         return conditions
 
-    def _needed_fields(self) -> List[str]:
+    def _needed_fields(self) -> list[str]:
         names = {"id", "collection", "geometry", "bbox", "assets", "links", "properties.datetime",
                  f"properties.{CLOUD_PROPERTY}", "properties.platform", "properties.updated"}
         names.update(f"properties.{prop}" for prop in self.profile.property_filters)
@@ -158,7 +159,7 @@ class StacSource:
                 names.add(f"properties.{offset.applied_property}")
         return sorted(names)
 
-    def _scene_of(self, item: dict) -> Tuple[Optional[Scene], Optional[str]]:
+    def _scene_of(self, item: dict) -> tuple[Scene | None, str | None]:
         """The item as a Scene, or None and why it cannot be used."""
         properties = item.get("properties") or {}
         when = _item_time(properties)
@@ -197,8 +198,8 @@ class StacSource:
         applied = rule.applied_property and properties.get(rule.applied_property) in (True, "true", "True")
         return rule.dn_offset if baseline >= rule.first_baseline and not applied else 0.0
 
-    def _nothing_found(self, geometry: dict, start: Optional[datetime], end: Optional[datetime],
-                       months: Optional[Set[int]], max_cloud: Optional[float], returned: int) -> str:
+    def _nothing_found(self, geometry: dict, start: datetime | None, end: datetime | None,
+                       months: set[int] | None, max_cloud: float | None, returned: int) -> str:
         west, south, east, north = geometry_bounds(geometry)
         searched = (f"collection '{self.profile.collection}' of {self.profile.title} ({self.profile.api_url}) over "
                     f"lon {west:.3f} to {east:.3f}, lat {south:.3f} to {north:.3f}, "
@@ -217,7 +218,7 @@ class StacSource:
 
     # --- valid fraction -------------------------------------------------------------------------------
 
-    def _with_valid_fraction(self, scene: Scene, area: Area) -> Tuple[Scene, Optional[str]]:
+    def _with_valid_fraction(self, scene: Scene, area: Area) -> tuple[Scene, str | None]:
         fraction = self.cache.valid_fraction(scene, area, self.valid_resolution,
                                              lambda: self.valid_fraction_of(scene, area))
         scene = replace(scene, valid_fraction=fraction)
@@ -335,7 +336,7 @@ def query_geometry(area: Area) -> dict:
     if polygon.Transform(transform) != 0:
         raise GlacierFlowError("The search area cannot be expressed in longitude and latitude: check its CRS.")
     polygons = polygon_coordinates(json.loads(polygon.ExportToJson()))
-    parts: List[list] = []
+    parts: list[list] = []
     for rings in polygons:
         parts.extend(_split_at_antimeridian([_unwrap(ring, rings[0][0][0]) for ring in rings], ogr))
     if not parts:
@@ -345,7 +346,7 @@ def query_geometry(area: Area) -> dict:
     return {"type": "MultiPolygon", "coordinates": parts}
 
 
-def polygon_coordinates(geojson: dict) -> List[list]:
+def polygon_coordinates(geojson: dict) -> list[list]:
     """The coordinate lists of every polygon in a GeoJSON Polygon, MultiPolygon or GeometryCollection."""
     kind = geojson.get("type")
     if kind == "Polygon":
@@ -357,9 +358,9 @@ def polygon_coordinates(geojson: dict) -> List[list]:
     return []
 
 
-def _unwrap(ring: Sequence[Sequence[float]], reference_lon: float) -> List[List[float]]:
+def _unwrap(ring: Sequence[Sequence[float]], reference_lon: float) -> list[list[float]]:
     """The ring with longitudes made continuous (no 360-degree jumps between neighbours), near the reference."""
-    unwrapped: List[List[float]] = []
+    unwrapped: list[list[float]] = []
     previous = reference_lon
     for point in ring:
         lon = float(point[0])
@@ -369,7 +370,7 @@ def _unwrap(ring: Sequence[Sequence[float]], reference_lon: float) -> List[List[
     return unwrapped
 
 
-def _split_at_antimeridian(rings: List[List[List[float]]], ogr: Any) -> List[list]:
+def _split_at_antimeridian(rings: list[list[list[float]]], ogr: Any) -> list[list]:
     """Polygon parts (GeoJSON coordinate lists) inside -180..180 longitude, shifting pieces beyond it."""
     lons = [p[0] for ring in rings for p in ring]
     shift = 360.0 * math.floor((min(lons) + 180.0) / 360.0)
@@ -389,11 +390,11 @@ def _split_at_antimeridian(rings: List[List[List[float]]], ogr: Any) -> List[lis
     return parts
 
 
-def _rounded(rings: List[List[List[float]]]) -> list:
+def _rounded(rings: list[list[list[float]]]) -> list:
     return [[[round(lon, 9), round(lat, 9)] for lon, lat in ring] for ring in rings]
 
 
-def query_bbox(geometry: dict) -> Tuple[float, float, float, float]:
+def query_bbox(geometry: dict) -> tuple[float, float, float, float]:
     """The STAC bbox (west, south, east, north) of a query geometry; west > east when split at the antimeridian."""
     west, south, east, north = geometry_bounds(geometry)
     parts = [geometry_bounds({"type": "Polygon", "coordinates": rings}) for rings in polygon_coordinates(geometry)]
@@ -420,7 +421,7 @@ class _Intersects:
         return item is None or item.IsEmpty() or bool(self.query.Intersects(item))
 
 
-def geometry_bounds(geometry: dict) -> Tuple[float, float, float, float]:
+def geometry_bounds(geometry: dict) -> tuple[float, float, float, float]:
     """(west, south, east, north) in degrees of a GeoJSON Polygon or MultiPolygon."""
     points = [p for rings in polygon_coordinates(geometry) for ring in rings for p in ring]
     return (min(p[0] for p in points), min(p[1] for p in points),
@@ -429,14 +430,14 @@ def geometry_bounds(geometry: dict) -> Tuple[float, float, float, float]:
 
 # --- dates ----------------------------------------------------------------------------------------------
 
-def time_windows(start: Optional[datetime], end: Optional[datetime], months: Optional[Set[int]]) -> List[TimeWindow]:
+def time_windows(start: datetime | None, end: datetime | None, months: set[int] | None) -> list[TimeWindow]:
     """Date intervals covering only the chosen ``months`` between ``start`` and ``end`` (UTC), one per run
     of consecutive months, so the server sends no winter scenes; one interval when that would be many."""
     if not months or start is None or end is None or set(months) >= set(range(1, 13)):
         return [(start, end)]
-    windows: List[TimeWindow] = []
+    windows: list[TimeWindow] = []
     year, month = start.year, start.month
-    run_start: Optional[datetime] = None
+    run_start: datetime | None = None
     while (year, month) <= (end.year, end.month):
         first = datetime(year, month, 1, tzinfo=timezone.utc)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
@@ -451,7 +452,7 @@ def time_windows(start: Optional[datetime], end: Optional[datetime], months: Opt
     return windows or [(start, end)]
 
 
-def _rfc3339(value: Optional[datetime]) -> str:
+def _rfc3339(value: datetime | None) -> str:
     if value is None:
         return ".."
     value = value.astimezone(timezone.utc)
@@ -459,7 +460,7 @@ def _rfc3339(value: Optional[datetime]) -> str:
     return text + (f".{value.microsecond:06d}Z" if value.microsecond else "Z")
 
 
-def _item_time(properties: dict) -> Optional[datetime]:
+def _item_time(properties: dict) -> datetime | None:
     """An item's ``datetime`` (or ``start_datetime``) as aware UTC; fractions of any length are accepted."""
     from ..io.timestamps import parse_datetime
 
@@ -474,7 +475,7 @@ def _item_time(properties: dict) -> Optional[datetime]:
         return None
 
 
-def _day(value: Optional[datetime], missing: str) -> str:
+def _day(value: datetime | None, missing: str) -> str:
     return f"{value:%Y-%m-%d}" if value is not None else missing
 
 
@@ -493,7 +494,7 @@ def _self_href(item: dict, profile: StacProfile) -> str:
     return f"{profile.api_url}/collections/{collection}/items/{item.get('id')}"
 
 
-def _bbox(item: dict) -> Optional[Tuple[float, float, float, float]]:
+def _bbox(item: dict) -> tuple[float, float, float, float] | None:
     box = item.get("bbox")
     if isinstance(box, list) and len(box) in (4, 6):
         west, south, east, north = (box[0], box[1], box[3], box[4]) if len(box) == 6 else box
@@ -502,7 +503,7 @@ def _bbox(item: dict) -> Optional[Tuple[float, float, float, float]]:
     return None
 
 
-def _digest(values: Dict[str, str]) -> str:
+def _digest(values: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -539,8 +540,8 @@ class _GdalErrors:
     read) and warnings (where GDAL puts HTTP status codes)."""
 
     def __init__(self) -> None:
-        self.messages: List[str] = []
-        self.warnings: List[str] = []
+        self.messages: list[str] = []
+        self.warnings: list[str] = []
 
     def __call__(self, level: int, number: int, message: str) -> None:
         from osgeo import gdal
@@ -551,7 +552,7 @@ class _GdalErrors:
             self.warnings.append(_without_queries(str(message)))
 
     @contextmanager
-    def catching(self) -> Iterator["_GdalErrors"]:
+    def catching(self) -> Iterator[_GdalErrors]:
         from osgeo import gdal
 
         gdal.PushErrorHandler(self)
@@ -585,7 +586,7 @@ def _open_remote(href: str, profile: StacProfile) -> Any:
     return dataset
 
 
-def _warp(dataset: Any, grid: Grid, resampling: str, src_nodata: Optional[float], fill: float,
+def _warp(dataset: Any, grid: Grid, resampling: str, src_nodata: float | None, fill: float,
           href: str) -> np.ndarray:
     """Band 1 of ``dataset`` warped onto ``grid`` as float32 (``fill`` outside it); fails on any read error."""
     from osgeo import gdal
@@ -622,7 +623,7 @@ def _forget_remote(href: str) -> None:
         gdal.VSICurlPartialClearCache(vsi_path(href))
 
 
-def _read_failure(href: str, profile: StacProfile, messages: List[str]) -> str:
+def _read_failure(href: str, profile: StacProfile, messages: list[str]) -> str:
     text = "; ".join(messages[-2:]) or "no answer"
     shown = _without_query(href)
     status = re.search(r"HTTP (?:response )?code(?: on \S+)?:\s*(\d{3})\b", text)

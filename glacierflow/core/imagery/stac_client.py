@@ -17,9 +17,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 from ..errors import GlacierFlowError
 
@@ -43,7 +44,7 @@ class HttpPolicy:
     timeout: float = 30.0
     retries: int = 4
     backoff: float = 1.0
-    headers: Dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class Service:
     auth_hint: str
 
 
-def request_json(method: str, url: str, policy: HttpPolicy, service: Service, body: Optional[dict] = None,
-                 headers: Optional[Dict[str, str]] = None) -> Any:
+def request_json(method: str, url: str, policy: HttpPolicy, service: Service, body: dict | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
     """The JSON answer of ``method url`` (with a JSON ``body``), retried on transient faults.
 
     Raises GlacierFlowError: 401/403 (with the service's credentials hint), other 4xx (with the server's
@@ -148,7 +149,7 @@ class Capabilities:
     fields: bool = False
 
 
-def capabilities_of(landing: dict, conformance: List[str], root_url: str) -> Capabilities:
+def capabilities_of(landing: dict, conformance: list[str], root_url: str) -> Capabilities:
     """Read a landing page (and the ``/conformance`` list) into :class:`Capabilities`."""
     classes = [str(c) for c in conformance]
 
@@ -177,7 +178,7 @@ class StacApi:
         self.policy = policy
         self.service = service
         self.prefer_get = prefer_get
-        self._capabilities: Optional[Capabilities] = None
+        self._capabilities: Capabilities | None = None
 
     def capabilities(self) -> Capabilities:
         """The API's :class:`Capabilities` (landing page, then ``/conformance`` if the page lists none)."""
@@ -224,7 +225,7 @@ class StacApi:
         raise GlacierFlowError(f"{self.service.title} returned more than {MAX_PAGES} pages: narrow the dates or area.")
 
 
-def _next_link(page: Any) -> Optional[dict]:
+def _next_link(page: Any) -> dict | None:
     if not isinstance(page, dict):
         return None
     for link in page.get("links", []):
@@ -233,7 +234,7 @@ def _next_link(page: Any) -> Optional[dict]:
     return None
 
 
-def _follow(link: dict, method: str, body: dict) -> Tuple[str, str, dict]:
+def _follow(link: dict, method: str, body: dict) -> tuple[str, str, dict]:
     """The next request: a POST link's ``body`` replaces the last body, or is merged into it with ``merge``."""
     next_method = str(link.get("method", "GET")).upper()
     if next_method != "POST":
@@ -281,7 +282,7 @@ class SasSigner:
         self.policy = policy
         self.service = service
         self.subscription_key = subscription_key or os.environ.get("PC_SDK_SUBSCRIPTION_KEY", "")
-        self._tokens: Dict[str, Tuple[str, datetime]] = {}
+        self._tokens: dict[str, tuple[str, datetime]] = {}
         self._lock = threading.Lock()
 
     def token(self, collection: str) -> str:
@@ -305,7 +306,7 @@ class SasSigner:
         return f"{href}{separator}{self.token(collection)}"
 
 
-def _token_of(answer: Any, url: str, service: Service) -> Tuple[str, datetime]:
+def _token_of(answer: Any, url: str, service: Service) -> tuple[str, datetime]:
     from ..io.timestamps import parse_datetime
 
     if not isinstance(answer, dict) or not answer.get("token"):

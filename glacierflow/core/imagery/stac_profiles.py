@@ -16,7 +16,6 @@ Masks. Glaciers are snow and ice: snow is never masked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, Optional, Tuple
 
 PLANETARY_COMPUTER_API = "https://planetarycomputer.microsoft.com/api/stac/v1"
 PLANETARY_COMPUTER_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token/{collection}"
@@ -61,7 +60,7 @@ class MaskRule:
 
     asset: str
     kind: str
-    values: Tuple[int, ...]
+    values: tuple[int, ...]
     fill: int
 
     def unusable_value_mask(self) -> int:
@@ -114,17 +113,17 @@ class StacProfile:
     title: str
     api_url: str
     collection: str
-    bands: Dict[str, AssetBand]
+    bands: dict[str, AssetBand]
     default_band: str
     mask: MaskRule
     resolution: float
     signing: str = ""
     token_url: str = ""
-    property_filters: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
-    baseline_offset: Optional[BaselineOffset] = None
+    property_filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    baseline_offset: BaselineOffset | None = None
     auth_hint: str = OPEN_AUTH_HINT
 
-    def configured(self, api_url: str = "", collection: str = "", token_url: str = "") -> "StacProfile":
+    def configured(self, api_url: str = "", collection: str = "", token_url: str = "") -> StacProfile:
         """This profile with the API URL, collection or token URL replaced where given (mirrors, tests)."""
         return replace(self, api_url=(api_url or self.api_url).rstrip("/"), collection=collection or self.collection,
                        token_url=token_url or self.token_url)
@@ -178,4 +177,4 @@ EARTH_SEARCH_SENTINEL2_L2A = StacProfile(
     baseline_offset=BaselineOffset(applied_property="earthsearch:boa_offset_applied"),
 )
 
-PROFILES: Dict[str, StacProfile] = {p.name: p for p in (LANDSAT_C2_L2, PC_SENTINEL2_L2A, EARTH_SEARCH_SENTINEL2_L2A)}
+PROFILES: dict[str, StacProfile] = {p.name: p for p in (LANDSAT_C2_L2, PC_SENTINEL2_L2A, EARTH_SEARCH_SENTINEL2_L2A)}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -78,12 +79,12 @@ class BandSource:
     path: str
     band: int
     grid: Grid
-    nodata: Optional[float]
+    nodata: float | None
     _dataset: Any = field(default=None, repr=False)
     _view: Any = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, path: str, band: Optional[int] = None) -> "BandSource":
+    def open(cls, path: str, band: int | None = None) -> BandSource:
         """Open ``band`` (1-based) of ``path``; a multi-band file needs an explicit band."""
         dataset = open_raster(path)
         count = dataset.RasterCount
@@ -158,7 +159,7 @@ class BandSource:
         return dst.GetRasterBand(1).ReadAsArray().astype(np.float32)
 
 
-def _aligned_window(native: Grid, target: Grid) -> Optional[Window]:
+def _aligned_window(native: Grid, target: Grid) -> Window | None:
     """The native-pixel window equal to ``target``, or None if a warp is needed."""
     if native.transform[1:3] + native.transform[4:6] != target.transform[1:3] + target.transform[4:6]:
         return None
@@ -223,12 +224,12 @@ class GridRequest:
         bounds: (xmin, ymin, xmax, ymax) in ``crs_wkt`` (or A's CRS) to limit the area to.
     """
 
-    crs_wkt: Optional[str] = None
-    pixel_size: Optional[float] = None
-    bounds: Optional[Tuple[float, float, float, float]] = None
+    crs_wkt: str | None = None
+    pixel_size: float | None = None
+    bounds: tuple[float, float, float, float] | None = None
 
 
-def pair_grid(grid_a: Grid, grid_b: Grid, request: Optional[GridRequest] = None) -> Grid:
+def pair_grid(grid_a: Grid, grid_b: Grid, request: GridRequest | None = None) -> Grid:
     """The job grid for a pair: by default image A's pixels over the intersection of both footprints.
 
     A geographic (degree) image A is replaced by its UTM zone at A's ground
@@ -254,7 +255,7 @@ def pair_grid(grid_a: Grid, grid_b: Grid, request: Optional[GridRequest] = None)
     return _snapped_grid(base.crs_wkt, float(request.pixel_size or base.pixel_size[0]), box)
 
 
-def _intersection(boxes: Sequence[Sequence[float]]) -> Optional[Tuple[float, float, float, float]]:
+def _intersection(boxes: Sequence[Sequence[float]]) -> tuple[float, float, float, float] | None:
     xmin, ymin = max(b[0] for b in boxes), max(b[1] for b in boxes)
     xmax, ymax = min(b[2] for b in boxes), min(b[3] for b in boxes)
     return (xmin, ymin, xmax, ymax) if xmin < xmax and ymin < ymax else None
@@ -312,7 +313,7 @@ class ProductWriter:
     the ``with`` block on an exception) removes every temporary file.
     """
 
-    def __init__(self, path: str, grid: Grid, bands: List[BandSpec]) -> None:
+    def __init__(self, path: str, grid: Grid, bands: list[BandSpec]) -> None:
         gdal = _gdal()
         self.path = path
         self.grid = grid
@@ -337,20 +338,20 @@ class ProductWriter:
             band.SetUnitType(spec.unit)
             band.SetMetadataItem("DESCRIPTION", spec.description)
 
-    def __enter__(self) -> "ProductWriter":
+    def __enter__(self) -> ProductWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.abort()
 
-    def write_rows(self, row_off: int, arrays: Dict[str, np.ndarray]) -> None:
+    def write_rows(self, row_off: int, arrays: dict[str, np.ndarray]) -> None:
         """Write full-width rows starting at ``row_off`` (px) for each named band."""
         for index, spec in enumerate(self.bands, start=1):
             self._dataset.GetRasterBand(index).WriteArray(arrays[spec.name].astype(np.float32), 0, row_off)
         self._dataset.FlushCache()  # write and free the blocks now: memory stays one strip deep
 
-    def finish(self, metadata: Dict[str, str]) -> str:
+    def finish(self, metadata: dict[str, str]) -> str:
         """Convert to a COG with ``metadata`` and move it to the output path; returns the path."""
         gdal = _gdal()
         self._dataset.SetMetadata({k: str(v) for k, v in metadata.items()})
@@ -384,8 +385,8 @@ def remove_quietly(path: str) -> None:
             pass
 
 
-def write_array(path: str, grid: Grid, array: np.ndarray, nodata: Optional[float] = None,
-                metadata: Optional[Dict[str, str]] = None) -> str:
+def write_array(path: str, grid: Grid, array: np.ndarray, nodata: float | None = None,
+                metadata: dict[str, str] | None = None) -> str:
     """Write a single-band GeoTIFF (dtype kept) of ``array`` on ``grid``; for samples and tests."""
     gdal = _gdal()
     types = {np.dtype("uint8"): gdal.GDT_Byte, np.dtype("uint16"): gdal.GDT_UInt16,

@@ -6,10 +6,10 @@ for it, so the product renders styled however it is loaded.
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 # Perceptually uniform ramp (viridis), sampled at 9 stops: readable in grey and by colour-blind users.
-VIRIDIS: Tuple[str, ...] = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c",
+VIRIDIS: tuple[str, ...] = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c",
                             "#28ae80", "#5ec962", "#addc30", "#fde725")
 
 
@@ -26,7 +26,7 @@ def nice_maximum(value: float) -> float:
     return 10.0 * power
 
 
-def _stops(maximum: float, colours: Sequence[str]) -> List[Tuple[float, str]]:
+def _stops(maximum: float, colours: Sequence[str]) -> list[tuple[float, str]]:
     n = len(colours) - 1
     return [(maximum * i / n, colour) for i, colour in enumerate(colours)]
 
@@ -37,7 +37,7 @@ def speed_style_qml(maximum: float, band: int = 3, unit: str = "m/yr") -> str:
     return pseudocolor_qml(band, stops, suffix=f" {unit}", decimals=0)
 
 
-def pseudocolor_qml(band: int, stops: Sequence[Tuple[float, str, str]], suffix: str = "", decimals: int = 1) -> str:
+def pseudocolor_qml(band: int, stops: Sequence[tuple[float, str, str]], suffix: str = "", decimals: int = 1) -> str:
     """QGIS .qml text: an interpolated single-band pseudocolour ramp through ``stops`` (value, #rrggbb, label),
     from the first stop's value to the last's, with a continuous legend."""
     minimum, maximum = stops[0][0], stops[-1][0]

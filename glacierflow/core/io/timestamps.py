@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import GlacierFlowError
 
@@ -50,7 +50,7 @@ def parse_datetime(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def acquisition_of(path: str, dataset: Any = None, explicit: Optional[str] = None) -> Acquisition:
+def acquisition_of(path: str, dataset: Any = None, explicit: str | None = None) -> Acquisition:
     """The acquisition time of the image at ``path`` (see module docstring for the order)."""
     if explicit:
         return Acquisition(parse_datetime(explicit), "given")
@@ -69,7 +69,7 @@ def acquisition_of(path: str, dataset: Any = None, explicit: Optional[str] = Non
         "(DATE_A / DATE_B), or keep the Landsat MTL file or the original product name.")
 
 
-def landsat_mtl_for(path: str) -> Optional[str]:
+def landsat_mtl_for(path: str) -> str | None:
     """The Landsat ``*_MTL.txt`` beside ``path`` whose product id starts the file's name, or None.
 
     Only a matching product counts: a folder may hold images of many products.
@@ -82,12 +82,12 @@ def landsat_mtl_for(path: str) -> Optional[str]:
     return None
 
 
-def _from_landsat_mtl(path: str) -> Optional[Acquisition]:
+def _from_landsat_mtl(path: str) -> Acquisition | None:
     mtl = landsat_mtl_for(path)
     return _parse_mtl(mtl) if mtl else None
 
 
-def _parse_mtl(mtl_path: str) -> Optional[Acquisition]:
+def _parse_mtl(mtl_path: str) -> Acquisition | None:
     with open(mtl_path, encoding="utf-8", errors="replace") as handle:
         text = handle.read()
     date = re.search(r"DATE_ACQUIRED\s*=\s*\"?(\d{4}-\d{2}-\d{2})", text)
@@ -106,7 +106,7 @@ _LANDSAT_COLLECTION = re.compile(r"L[COTEM]0[4-9]_L[12][A-Z]{2}_\d{6}_(\d{8})_")
 _LANDSAT_SCENE_ID = re.compile(r"L[COTEM][4-9]\d{6}(\d{4})(\d{3})[A-Z]{3}\d{2}")
 
 
-def _from_product_name(path: str) -> Optional[Acquisition]:
+def _from_product_name(path: str) -> Acquisition | None:
     name = os.path.basename(path)
     match = _SENTINEL2.search(name)
     if match:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def _iso(moment: datetime) -> str:
 
 
 def write_bands_cog(path: str, grid: Grid, bands: Sequence[np.ndarray], descriptions: Sequence[str],
-                    units: Sequence[str], band_metadata: Sequence[Dict[str, str]], metadata: Dict[str, str]) -> str:
+                    units: Sequence[str], band_metadata: Sequence[dict[str, str]], metadata: dict[str, str]) -> str:
     """Write float32 bands on ``grid`` as a COG (NaN nodata) atomically; returns ``path``."""
     from osgeo import gdal
 
@@ -71,8 +71,8 @@ def write_bands_cog(path: str, grid: Grid, bands: Sequence[np.ndarray], descript
     return path
 
 
-def write_forecast_raster(path: str, frames: np.ndarray, grid: Grid, window_starts: List[datetime],
-                          window_months: int, model_card: Dict[str, str]) -> str:
+def write_forecast_raster(path: str, frames: np.ndarray, grid: Grid, window_starts: list[datetime],
+                          window_months: int, model_card: dict[str, str]) -> str:
     """Write a forecast (C, H, W) masked NDSI as a COG: one band per future window.
 
     Band k is described "NDSI YYYY-MM-DD..YYYY-MM-DD" (inclusive days) and
@@ -97,8 +97,8 @@ def write_forecast_raster(path: str, frames: np.ndarray, grid: Grid, window_star
                            metadata)
 
 
-def forecast_flow(frames: np.ndarray, pixel_size_m: Optional[float] = None,
-                  days_between: Optional[float] = None) -> np.ndarray:
+def forecast_flow(frames: np.ndarray, pixel_size_m: float | None = None,
+                  days_between: float | None = None) -> np.ndarray:
     """Farneback optical flow (the thesis' parameters) between consecutive forecast masks.
 
     Args:
@@ -137,8 +137,8 @@ def flow_speed(flow_px: np.ndarray, pixel_size_m: float, days_between: float) ->
     return (magnitude * pixel_size_m * DAYS_PER_YEAR / days_between).astype(np.float32)
 
 
-def write_forecast_flow(path: str, flow_px: np.ndarray, grid: Grid, window_starts: List[datetime],
-                        window_months: int, days_between: Optional[float] = None) -> str:
+def write_forecast_flow(path: str, flow_px: np.ndarray, grid: Grid, window_starts: list[datetime],
+                        window_months: int, days_between: float | None = None) -> str:
     """Write :func:`forecast_flow` output as a COG: dx, dy (px) and speed (m/yr) per pair of windows.
 
     ``window_starts`` are the T windows the flow was computed between;

@@ -1,13 +1,11 @@
 """Accuracy of a velocity field against a known or reference field."""
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 
 
 def endpoint_error_summary(vx: np.ndarray, vy: np.ndarray, true_vx: np.ndarray, true_vy: np.ndarray,
-                           region: np.ndarray) -> Dict[str, float]:
+                           region: np.ndarray) -> dict[str, float]:
     """Endpoint error statistics of (vx, vy) against the truth over ``region``.
 
     Args:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -68,9 +68,9 @@ class ReferenceJob:
     reference_vx: str
     reference_vy: str
     units: str = "m/yr"
-    outlines: Optional[str] = None
-    output: Optional[str] = None
-    report: Optional[str] = None
+    outlines: str | None = None
+    output: str | None = None
+    report: str | None = None
     min_speed: float = DEFAULT_MIN_SPEED
     strip_rows: int = STRIP_ROWS
 
@@ -114,7 +114,7 @@ class ReferenceField:
         own = grid.bounds()
         return ref[0] < own[2] and own[0] < ref[2] and ref[1] < own[3] and own[1] < ref[3]
 
-    def read(self, grid: Grid) -> Tuple[np.ndarray, np.ndarray]:
+    def read(self, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
         """(vx, vy) in m/yr along ``grid``'s CRS axes, float32, NaN where the reference has no data."""
         vx = self.vx.read(grid).astype(np.float64) * self.factor
         vy = self.vy.read(grid).astype(np.float64) * self.factor
@@ -122,7 +122,7 @@ class ReferenceField:
         return rotate(vx, vy, jacobian)
 
 
-def pixel_centres(grid: Grid) -> Tuple[np.ndarray, np.ndarray]:
+def pixel_centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Map coordinates (m) of every pixel centre of ``grid``, each (rows, cols) float64."""
     x0, a, b, y0, d, e = grid.transform
     cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
@@ -163,14 +163,14 @@ def axis_jacobian(grid: Grid, reference: Grid) -> np.ndarray:
     return np.stack([along_x[:, 0], along_x[:, 1], along_y[:, 0], along_y[:, 1]]).reshape(4, *grid.shape)
 
 
-def rotate(vx: np.ndarray, vy: np.ndarray, jacobian: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def rotate(vx: np.ndarray, vy: np.ndarray, jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Apply the per-pixel 2x2 ``jacobian`` (from :func:`axis_jacobian`) to (vx, vy) in m/yr; float32."""
     out_x = jacobian[0] * vx + jacobian[2] * vy
     out_y = jacobian[1] * vx + jacobian[3] * vy
     return out_x.astype(np.float32), out_y.astype(np.float32)
 
 
-def product_bands(path: str) -> Tuple[Grid, BandSource, BandSource]:
+def product_bands(path: str) -> tuple[Grid, BandSource, BandSource]:
     """The grid and the vx, vy bands (found by band description) of a velocity product."""
     dataset = open_raster(path)
     names = [dataset.GetRasterBand(i).GetDescription() for i in range(1, dataset.RasterCount + 1)]
@@ -180,13 +180,13 @@ def product_bands(path: str) -> Tuple[Grid, BandSource, BandSource]:
     return grid, BandSource.open(path, names.index("vx") + 1), BandSource.open(path, names.index("vy") + 1)
 
 
-def _strips(grid: Grid, rows: int) -> List[Window]:
+def _strips(grid: Grid, rows: int) -> list[Window]:
     if rows < 1:
         raise GlacierFlowError(f"Strip rows must be at least 1 (got {rows}).")
     return [Window(0, top, grid.width, min(rows, grid.height - top)) for top in range(0, grid.height, rows)]
 
 
-def run_reference_comparison(job: ReferenceJob, feedback: Optional[Feedback] = None) -> ValidationResult:
+def run_reference_comparison(job: ReferenceJob, feedback: Feedback | None = None) -> ValidationResult:
     """Compare the product with the reference; write the difference raster and report when asked."""
     feedback = feedback or Feedback()
     grid, prod_vx, prod_vy = product_bands(job.product)
@@ -196,9 +196,9 @@ def run_reference_comparison(job: ReferenceJob, feedback: Optional[Feedback] = N
                                "same glacier and have the right CRS.")
     outlines = GlacierOutlines(job.outlines, grid.crs_wkt) if job.outlines else None
     writer = ProductWriter(job.output, grid, DIFFERENCE_BANDS) if job.output else None
-    samples: List[np.ndarray] = []
+    samples: list[np.ndarray] = []
     try:
-        for index, window in enumerate(_strips(grid, job.strip_rows)):
+        for _index, window in enumerate(_strips(grid, job.strip_rows)):
             if feedback.is_cancelled():
                 raise JobCancelled("Cancelled by the user")
             strip = grid.window_grid(window)
@@ -224,7 +224,7 @@ def run_reference_comparison(job: ReferenceJob, feedback: Optional[Feedback] = N
 
 
 def _compare_strip(strip: Grid, prod_vx: BandSource, prod_vy: BandSource,
-                   reference: ReferenceField) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+                   reference: ReferenceField) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Differences (m/yr) on one strip and the mask where both fields are valid."""
     pvx, pvy = prod_vx.read(strip), prod_vy.read(strip)
     rvx, rvy = reference.read(strip)
@@ -236,7 +236,7 @@ def _compare_strip(strip: Grid, prod_vx: BandSource, prod_vy: BandSource,
     return diff, valid
 
 
-def comparison_statistics(values: np.ndarray, min_speed: float = DEFAULT_MIN_SPEED) -> Dict[str, Any]:
+def comparison_statistics(values: np.ndarray, min_speed: float = DEFAULT_MIN_SPEED) -> dict[str, Any]:
     """Figures from (4, n) product vx, vy and reference vx, vy (m/yr); fails clearly with no pixel."""
     if values.shape[1] == 0:
         raise GlacierFlowError(
@@ -245,7 +245,7 @@ def comparison_statistics(values: np.ndarray, min_speed: float = DEFAULT_MIN_SPE
     pvx, pvy, rvx, rvy = values.astype(np.float64)
     p_speed, r_speed = np.hypot(pvx, pvy), np.hypot(rvx, rvy)
     dvx, dvy = pvx - rvx, pvy - rvy
-    stats: Dict[str, Any] = {
+    stats: dict[str, Any] = {
         "units": "m/yr", "pixel_count": int(pvx.size),
         "bias_vx": float(np.mean(dvx)), "bias_vy": float(np.mean(dvy)),
         "bias_speed": float(np.mean(p_speed - r_speed)),
@@ -268,18 +268,18 @@ def direction_difference(ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.
     return np.abs(angle)
 
 
-def _describe(job: ReferenceJob) -> Dict[str, Any]:
+def _describe(job: ReferenceJob) -> dict[str, Any]:
     return {"product": os.path.basename(job.product), "reference_vx": job.reference_vx,
             "reference_vy": job.reference_vy, "reference_units": job.units,
             "area": (f"inside the outlines {os.path.basename(job.outlines)}" if job.outlines
                      else "the whole overlap")}
 
 
-def _fmt(value: Optional[float], spec: str) -> str:
+def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def summary_lines(stats: Dict[str, Any]) -> List[str]:
+def summary_lines(stats: dict[str, Any]) -> list[str]:
     """Human-readable lines of the figures (m/yr, degrees)."""
     return [
         f"Reference: {stats.get('reference_vx', '')} / {stats.get('reference_vy', '')} "
@@ -294,14 +294,14 @@ def summary_lines(stats: Dict[str, Any]) -> List[str]:
         f"{stats['median_reference_speed']:.1f} m/yr"]
 
 
-def metadata_items(stats: Dict[str, Any]) -> Dict[str, str]:
+def metadata_items(stats: dict[str, Any]) -> dict[str, str]:
     """The figures as ``REFERENCE_*`` metadata items of the difference raster."""
     keys = ("pixel_count", "bias_vx", "bias_vy", "bias_speed", "rmse_vector", "median_speed_ratio",
             "median_abs_direction_difference_deg", "reference_units", "area")
     return {f"REFERENCE_{key.upper()}": str(stats[key]) for key in keys}
 
 
-def write_report(path: str, stats: Dict[str, Any]) -> Tuple[str, str]:
+def write_report(path: str, stats: dict[str, Any]) -> tuple[str, str]:
     """Write the JSON report at ``path`` and the text report beside it (.txt); returns both paths."""
     title = f"GlacierFlow comparison of {stats.get('product', '')} with a reference velocity field"
     return write_json_and_text(path, stats, title, summary_lines(stats))

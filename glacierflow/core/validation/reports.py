@@ -5,7 +5,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from ..errors import GlacierFlowError
 
@@ -14,10 +14,10 @@ from ..errors import GlacierFlowError
 class ValidationResult:
     """Figures (a JSON-ready dict) and the files a validation tool wrote."""
 
-    statistics: Dict[str, Any]
-    output: Optional[str]
-    report: Optional[str]
-    text_report: Optional[str]
+    statistics: dict[str, Any]
+    output: str | None
+    report: str | None
+    text_report: str | None
 
 
 def write_atomically(path: str, text: str) -> str:
@@ -36,7 +36,7 @@ def write_atomically(path: str, text: str) -> str:
     return path
 
 
-def write_json_and_text(path: str, statistics: Dict[str, Any], title: str, lines: List[str]) -> Tuple[str, str]:
+def write_json_and_text(path: str, statistics: dict[str, Any], title: str, lines: list[str]) -> tuple[str, str]:
     """The JSON report at ``path`` and a text report beside it (.txt); returns both paths."""
     text_path = os.path.splitext(path)[0] + ".txt"
     if os.path.abspath(text_path) == os.path.abspath(path):

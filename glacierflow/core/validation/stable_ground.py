@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -64,12 +64,12 @@ class StableGroundJob:
     """
 
     product: str
-    stable_areas: Optional[str] = None
-    glacier_outlines: Optional[str] = None
-    buffer_m: Optional[float] = None
+    stable_areas: str | None = None
+    glacier_outlines: str | None = None
+    buffer_m: float | None = None
     correct: bool = False
-    output: Optional[str] = None
-    report: Optional[str] = None
+    output: str | None = None
+    report: str | None = None
     strip_rows: int = STRIP_ROWS
 
 
@@ -92,7 +92,7 @@ class _Product:
         return self.sources[name].read(grid)
 
 
-def run_stable_ground(job: StableGroundJob, feedback: Optional[Feedback] = None) -> ValidationResult:
+def run_stable_ground(job: StableGroundJob, feedback: Feedback | None = None) -> ValidationResult:
     """Measure the stable-ground statistics, write the report and the optional (corrected) product."""
     feedback = feedback or Feedback()
     product = _Product(job.product)
@@ -172,7 +172,7 @@ def _dilate(mask: np.ndarray, radius_px: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
 
-def _strips(grid: Grid, rows: int) -> List[Window]:
+def _strips(grid: Grid, rows: int) -> list[Window]:
     if rows < 1:
         raise GlacierFlowError(f"Strip rows must be at least 1 (got {rows}).")
     return [Window(0, top, grid.width, min(rows, grid.height - top)) for top in range(0, grid.height, rows)]
@@ -195,7 +195,7 @@ def _collect(job: StableGroundJob, product: _Product, masker: StableMask, feedba
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def component_statistics(values: np.ndarray) -> Dict[str, float]:
+def component_statistics(values: np.ndarray) -> dict[str, float]:
     """Median, 1.4826 x MAD, std, mean, 2.5/97.5 percentiles and the 95 % half-width of ``values`` (m/yr)."""
     values = values.astype(np.float64)
     median = float(np.median(values))
@@ -205,14 +205,14 @@ def component_statistics(values: np.ndarray) -> Dict[str, float]:
             "half_width_95": 0.5 * (high - low)}
 
 
-def stable_statistics(vx: np.ndarray, vy: np.ndarray, grid: Grid, metadata: Dict[str, str],
-                      description: str) -> Dict[str, Any]:
+def stable_statistics(vx: np.ndarray, vy: np.ndarray, grid: Grid, metadata: dict[str, str],
+                      description: str) -> dict[str, Any]:
     """The JSON-ready statistics of stable-ground vx, vy (m/yr); fails clearly with no pixel."""
     if vx.size == 0:
         raise GlacierFlowError(
             "No stable-ground pixel has a valid velocity: the stable areas miss the raster or lie where "
             "tracking failed. Draw stable areas on bare rock inside the raster, or check the outlines' CRS.")
-    stats: Dict[str, Any] = {"stable_ground": description, "pixel_count": int(vx.size),
+    stats: dict[str, Any] = {"stable_ground": description, "pixel_count": int(vx.size),
                              "stable_fraction": vx.size / float(grid.width * grid.height),
                              "units": "m/yr", "vx": component_statistics(vx), "vy": component_statistics(vy)}
     offset = math.hypot(stats["vx"]["median"], stats["vy"]["median"])
@@ -225,14 +225,14 @@ def stable_statistics(vx: np.ndarray, vy: np.ndarray, grid: Grid, metadata: Dict
     return stats
 
 
-def _float(text: Optional[str]) -> Optional[float]:
+def _float(text: str | None) -> float | None:
     try:
         return float(text) if text else None
     except ValueError:
         return None
 
 
-def _log(stats: Dict[str, Any], feedback: Feedback) -> None:
+def _log(stats: dict[str, Any], feedback: Feedback) -> None:
     for line in summary_lines(stats):
         feedback.info(line)
     if stats["pixel_count"] < MIN_STABLE_PIXELS:
@@ -240,7 +240,7 @@ def _log(stats: Dict[str, Any], feedback: Feedback) -> None:
                          "stable areas.")
 
 
-def summary_lines(stats: Dict[str, Any]) -> List[str]:
+def summary_lines(stats: dict[str, Any]) -> list[str]:
     """Human-readable lines of the statistics (m/yr)."""
     lines = [f"Stable ground: {stats['stable_ground']}",
              f"Pixels: {stats['pixel_count']} ({100 * stats['stable_fraction']:.1f} % of the raster)"]
@@ -257,7 +257,7 @@ def summary_lines(stats: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def metadata_items(stats: Dict[str, Any]) -> Dict[str, str]:
+def metadata_items(stats: dict[str, Any]) -> dict[str, str]:
     """The statistics as ``STABLE_*`` metadata items (m/yr)."""
     items = {"STABLE_GROUND": stats["stable_ground"], "STABLE_PIXEL_COUNT": str(stats["pixel_count"]),
              "STABLE_OFFSET_SPEED_M_PER_YR": f"{stats['offset_speed']:.4f}",
@@ -271,7 +271,7 @@ def metadata_items(stats: Dict[str, Any]) -> Dict[str, str]:
     return items
 
 
-def _write_product(job: StableGroundJob, product: _Product, stats: Dict[str, Any], feedback: Feedback) -> str:
+def _write_product(job: StableGroundJob, product: _Product, stats: dict[str, Any], feedback: Feedback) -> str:
     """Copy the product with the statistics in its metadata, its vx/vy corrected when asked."""
     off_x = stats["vx"]["median"] if job.correct else 0.0
     off_y = stats["vy"]["median"] if job.correct else 0.0
@@ -296,7 +296,7 @@ def _write_product(job: StableGroundJob, product: _Product, stats: Dict[str, Any
     return job.output
 
 
-def write_report(path: str, stats: Dict[str, Any], product: str) -> Tuple[str, str]:
+def write_report(path: str, stats: dict[str, Any], product: str) -> tuple[str, str]:
     """Write the JSON report at ``path`` and the text report beside it (.txt); returns both paths."""
     name = os.path.basename(product)
     return write_json_and_text(path, {"product": name, **stats},

@@ -24,8 +24,9 @@ import html
 import io
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ METHODS = (BILINEAR, WINDOW_MEDIAN)
 NAN = float("nan")
 
 # Names tried, case-insensitively, when a field is not given.
-CANDIDATES: Dict[str, Tuple[str, ...]] = {
+CANDIDATES: dict[str, tuple[str, ...]] = {
     "id": ("id", "stake", "stake_id", "name", "fid"),
     "x": ("x", "lon", "longitude", "easting", "east"),
     "y": ("y", "lat", "latitude", "northing", "north"),
@@ -60,19 +61,19 @@ CANDIDATES: Dict[str, Tuple[str, ...]] = {
 class StakeFields:
     """Names of the stake attributes; None tries the names of :data:`CANDIDATES`."""
 
-    id: Optional[str] = None
-    x: Optional[str] = None
-    y: Optional[str] = None
-    vx: Optional[str] = None
-    vy: Optional[str] = None
-    speed: Optional[str] = None
-    direction: Optional[str] = None
-    x_start: Optional[str] = None
-    y_start: Optional[str] = None
-    x_end: Optional[str] = None
-    y_end: Optional[str] = None
-    date_start: Optional[str] = None
-    date_end: Optional[str] = None
+    id: str | None = None
+    x: str | None = None
+    y: str | None = None
+    vx: str | None = None
+    vy: str | None = None
+    speed: str | None = None
+    direction: str | None = None
+    x_start: str | None = None
+    y_start: str | None = None
+    x_end: str | None = None
+    y_end: str | None = None
+    date_start: str | None = None
+    date_end: str | None = None
 
 
 @dataclass
@@ -96,8 +97,8 @@ class Stake:
     vx: float = NAN
     vy: float = NAN
     speed: float = NAN
-    end: Optional[Tuple[float, float]] = None
-    years: Optional[float] = None
+    end: tuple[float, float] | None = None
+    years: float | None = None
 
 
 @dataclass
@@ -125,14 +126,14 @@ class StakeSample:
 class Comparison:
     """Every stake against every product, and the per-product statistics."""
 
-    products: List[str]
-    samples: List[StakeSample]
-    summary: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    products: list[str]
+    samples: list[StakeSample]
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # --- reading -------------------------------------------------------------------------------------------
 
-def read_stakes(path: str, fields: Optional[StakeFields] = None, crs_wkt: Optional[str] = None) -> List[Stake]:
+def read_stakes(path: str, fields: StakeFields | None = None, crs_wkt: str | None = None) -> list[Stake]:
     """Read stakes from a CSV (needs ``crs_wkt``, or EPSG:4326 when omitted), GeoPackage or shapefile."""
     fields = fields or StakeFields()
     if not path or not os.path.exists(path):
@@ -148,7 +149,7 @@ def read_stakes(path: str, fields: Optional[StakeFields] = None, crs_wkt: Option
     return [_stake(record, resolved, wkt, index) for index, record in enumerate(records, start=1)]
 
 
-def _read_csv(path: str) -> List[Dict[str, Any]]:
+def _read_csv(path: str) -> list[dict[str, Any]]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         sample = handle.read(4096)
         handle.seek(0)
@@ -159,7 +160,7 @@ def _read_csv(path: str) -> List[Dict[str, Any]]:
         return [dict(row) for row in csv.DictReader(handle, dialect=dialect)]
 
 
-def _read_vector(path: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+def _read_vector(path: str) -> tuple[list[dict[str, Any]], str | None]:
     """Attributes of the first layer's features, plus ``_geom_x``/``_geom_y`` of point geometries."""
     from osgeo import ogr
 
@@ -179,10 +180,10 @@ def _read_vector(path: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     return records, srs.ExportToWkt() if srs is not None else None
 
 
-def _resolve_fields(fields: StakeFields, names: Iterable[str], path: str) -> Dict[str, Optional[str]]:
+def _resolve_fields(fields: StakeFields, names: Iterable[str], path: str) -> dict[str, str | None]:
     """Each attribute's column name in the file (given, or found among the candidates), or None."""
     lower = {name.lower(): name for name in names}
-    resolved: Dict[str, Optional[str]] = {}
+    resolved: dict[str, str | None] = {}
     for key, candidates in CANDIDATES.items():
         given = getattr(fields, key)
         if given:
@@ -196,7 +197,7 @@ def _resolve_fields(fields: StakeFields, names: Iterable[str], path: str) -> Dic
     return resolved
 
 
-def _stake(record: Dict[str, Any], columns: Dict[str, Optional[str]], wkt: str, index: int) -> Stake:
+def _stake(record: dict[str, Any], columns: dict[str, str | None], wkt: str, index: int) -> Stake:
     def value(key: str) -> Any:
         column = columns.get(key)
         return record.get(column) if column else None
@@ -269,7 +270,7 @@ def _transformer(src_wkt: str, dst_wkt: str) -> Any:
     return srs[0], osr.CoordinateTransformation(srs[0], srs[1])
 
 
-def measured_in(stake: Stake, product_wkt: str) -> Tuple[float, float, float, float, float]:
+def measured_in(stake: Stake, product_wkt: str) -> tuple[float, float, float, float, float]:
     """(x, y, vx, vy, speed) of ``stake`` in the product CRS: position (units of the CRS), velocity m/yr.
 
     From positions the sampling point is the middle of start and end; from a measured vector the
@@ -293,7 +294,7 @@ def measured_in(stake: Stake, product_wkt: str) -> Tuple[float, float, float, fl
     return start[0], start[1], speed * dx / norm, speed * dy / norm, speed
 
 
-def _step(stake: Stake, source: Any, years: float) -> Tuple[float, float]:
+def _step(stake: Stake, source: Any, years: float) -> tuple[float, float]:
     """The stake position moved by its velocity over ``years`` (degrees east/north on a geographic CRS)."""
     if source.IsGeographic():
         metres_per_degree = 111320.0
@@ -319,7 +320,7 @@ class VelocityProduct:
         if "vx" not in self.bands or "vy" not in self.bands:
             raise GlacierFlowError(f"'{path}' has no bands named vx and vy: give a GlacierFlow velocity product.")
 
-    def sample(self, x: float, y: float, method: str = BILINEAR, window: int = 3) -> Tuple[float, float, str]:
+    def sample(self, x: float, y: float, method: str = BILINEAR, window: int = 3) -> tuple[float, float, str]:
         """(vx, vy, reason) at map point (x, y) in the product CRS, m/yr; NaN with a reason when none."""
         col, row = self._pixel(x, y)
         if not (0 <= col <= self.grid.width and 0 <= row <= self.grid.height):
@@ -329,7 +330,7 @@ class VelocityProduct:
             return NAN, NAN, "no data at the stake"
         return values[0], values[1], ""
 
-    def _pixel(self, x: float, y: float) -> Tuple[float, float]:
+    def _pixel(self, x: float, y: float) -> tuple[float, float]:
         x0, a, b, y0, d, e = self.grid.transform
         det = a * e - b * d
         dx, dy = x - x0, y - y0
@@ -357,7 +358,7 @@ class VelocityProduct:
         return bilinear(self._read(band, *_bilinear_box(col, row)), col, row)
 
 
-def _bilinear_box(col: float, row: float) -> Tuple[int, int, int, int]:
+def _bilinear_box(col: float, row: float) -> tuple[int, int, int, int]:
     c0, r0 = int(math.floor(col - 0.5)), int(math.floor(row - 0.5))
     return c0, r0, c0 + 2, r0 + 2
 
@@ -405,9 +406,9 @@ def _compare_one(stake: Stake, product: VelocityProduct, method: str, window: in
     return sample
 
 
-def summarise(samples: Sequence[StakeSample]) -> Dict[str, float]:
+def summarise(samples: Sequence[StakeSample]) -> dict[str, float]:
     """count, bias (mean estimated - measured) and rmse of speed, vx and vy over the stakes with values."""
-    summary: Dict[str, float] = {}
+    summary: dict[str, float] = {}
     for component in ("speed", "vx", "vy"):
         diffs = np.array([s.difference(component) for s in samples], dtype=float)
         diffs = diffs[np.isfinite(diffs)]
@@ -424,7 +425,7 @@ COLUMNS = ("stake_id", "product", "x", "y", "measured_speed", "estimated_speed",
            "estimated_vx", "diff_vx", "measured_vy", "estimated_vy", "diff_vy", "reason")
 
 
-def table_rows(comparison: Comparison) -> List[Dict[str, Any]]:
+def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
     """One row per stake and product, the :data:`COLUMNS` (velocities in m/yr, product by file name)."""
     rows = []
     for s in comparison.samples:
@@ -512,7 +513,7 @@ def _scatter_img(comparison: Comparison) -> str:
     return f'<img alt="measured against estimated speed" src="data:image/png;base64,{encoded}">'
 
 
-def summary_lines(comparison: Comparison) -> List[str]:
+def summary_lines(comparison: Comparison) -> list[str]:
     """One line per product: count, bias and RMSE of speed (m/yr), for the log."""
     return [f"{os.path.basename(p)}: {s['count']} stakes with values, speed bias {s['bias_speed']:+.2f} m/yr, "
             f"RMSE {s['rmse_speed']:.2f} m/yr" for p, s in comparison.summary.items()]

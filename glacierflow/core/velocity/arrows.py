@@ -5,8 +5,8 @@ whose markers are rotated by ``direction`` and sized by ``speed``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def arrow_spacing(width: int, height: int, across: int = ARROWS_ACROSS) -> int:
     return max(1, int(round(max(width, height) / float(max(1, across)))))
 
 
-def sample_positions(width: int, height: int, spacing: int) -> Tuple[np.ndarray, np.ndarray]:
+def sample_positions(width: int, height: int, spacing: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices (1-D each) of a regular grid, centred in the raster."""
     rows = _centred(height, spacing)
     cols = _centred(width, spacing)

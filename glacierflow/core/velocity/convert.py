@@ -1,8 +1,6 @@
 """Pixel displacements to map velocities: the one place where image space meets map space."""
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 
 from ..geo.grid import GeoTransform
@@ -10,7 +8,7 @@ from ..io.timestamps import DAYS_PER_YEAR
 
 
 def displacement_to_velocity(dx: np.ndarray, dy: np.ndarray, transform: GeoTransform,
-                             interval_days: float) -> Tuple[np.ndarray, np.ndarray]:
+                             interval_days: float) -> tuple[np.ndarray, np.ndarray]:
     """Convert image-space displacement (px) into map velocity (m/yr).
 
     Args:
@@ -31,7 +29,7 @@ def displacement_to_velocity(dx: np.ndarray, dy: np.ndarray, transform: GeoTrans
 
 
 def velocity_to_displacement(vx: np.ndarray, vy: np.ndarray, transform: GeoTransform,
-                             interval_days: float) -> Tuple[np.ndarray, np.ndarray]:
+                             interval_days: float) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`displacement_to_velocity`: m/yr east/north to px along columns/rows."""
     _, a, b, _, d, e = transform
     years = interval_days / DAYS_PER_YEAR

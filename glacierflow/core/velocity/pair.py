@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -47,19 +47,19 @@ class PairJob:
     image_a: str
     image_b: str
     output: str
-    band_a: Optional[int] = None
-    band_b: Optional[int] = None
-    date_a: Optional[str] = None
-    date_b: Optional[str] = None
-    outlines: Optional[str] = None
+    band_a: int | None = None
+    band_b: int | None = None
+    date_a: str | None = None
+    date_b: str | None = None
+    outlines: str | None = None
     engine: str = "horn_schunck"
     tile_size: int = 256
     overlap: int = 64
     median_size: int = 9
     consistency_check: bool = True
     min_texture: float = 0.04
-    engine_params: Dict[str, Any] = field(default_factory=dict)
-    grid_request: Optional[GridRequest] = None
+    engine_params: dict[str, Any] = field(default_factory=dict)
+    grid_request: GridRequest | None = None
 
 
 @dataclass
@@ -77,10 +77,10 @@ class PairResult:
     median_speed: float
     p95_speed: float
     seconds: float
-    metadata: Dict[str, str]
+    metadata: dict[str, str]
 
 
-def run_pair_job(job: PairJob, feedback: Optional[Feedback] = None) -> PairResult:
+def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
     """Run the whole pair job; on error or cancel no output file is left behind."""
     feedback = feedback or Feedback()
     started = time.perf_counter()
@@ -112,7 +112,7 @@ def run_pair_job(job: PairJob, feedback: Optional[Feedback] = None) -> PairResul
                       summary["median_speed"], summary["p95_speed"], seconds, metadata)
 
 
-def _describe_engine(engine: object, feedback: Feedback) -> Dict[str, str]:
+def _describe_engine(engine: object, feedback: Feedback) -> dict[str, str]:
     """Log what runs the flow and return it as product metadata.
 
     Engines with a model (RAFT) tell which execution provider onnxruntime
@@ -133,7 +133,7 @@ def _describe_engine(engine: object, feedback: Feedback) -> Dict[str, str]:
     return metadata
 
 
-def sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 192) -> List[np.ndarray]:
+def sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 192) -> list[np.ndarray]:
     """Full-resolution windows spread over the grid, for robust statistics at bounded cost."""
     width, height = min(size, grid.width), min(size, grid.height)
     cols = np.linspace(0, grid.width - width, count).astype(int)
@@ -143,7 +143,7 @@ def sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 1
 
 
 def _track_tiles(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine: object, days: float,
-                 outlines: Optional[GlacierOutlines], writer: ProductWriter, feedback: Feedback) -> Dict[str, float]:
+                 outlines: GlacierOutlines | None, writer: ProductWriter, feedback: Feedback) -> dict[str, float]:
     rows_of_tiles = tile_rows(grid.height, grid.width, job.tile_size, job.overlap)
     total = sum(len(r) for r in rows_of_tiles)
     assembler = StripAssembler(grid.width, ("dx", "dy", "trust"))
@@ -167,7 +167,7 @@ def _track_tiles(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine:
 
 
 def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Both images' flow inputs on one tile: (Sobel A (C, h, w), Sobel B, bool (h, w) where both have data).
 
     One extra pixel is read around the tile for Sobel's 3x3 support, so tile edges match their neighbours.
@@ -186,7 +186,7 @@ def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
 
 
 def _track_one_tile(job: PairJob, grid: Grid, window: Window, sources: tuple, stats: tuple,
-                    engine: object) -> Optional[Dict[str, np.ndarray]]:
+                    engine: object) -> dict[str, np.ndarray] | None:
     """dx, dy (px) and trust (0/1) for one tile, NaN where either image has no data."""
     grad_a, grad_b, data = prepared_tile(grid, window, sources, stats)
     if data.mean() < MIN_TILE_VALID_FRACTION:
@@ -207,7 +207,7 @@ class _Tally:
     def __init__(self) -> None:
         self.pixels = 0
         self.trusted = 0
-        self.speeds: List[np.ndarray] = []
+        self.speeds: list[np.ndarray] = []
 
     def add(self, speed_values: np.ndarray, data: np.ndarray) -> None:
         self.pixels += int(data.sum())
@@ -216,7 +216,7 @@ class _Tally:
         step = max(1, finite.size // 2000)  # a bounded, evenly spread subsample for percentiles
         self.speeds.append(finite[::step].copy())  # a copy: a view would keep the whole strip alive
 
-    def summary(self) -> Dict[str, float]:
+    def summary(self) -> dict[str, float]:
         values = np.concatenate(self.speeds) if self.speeds else np.zeros(0)
         if values.size == 0:
             raise GlacierFlowError(
@@ -227,8 +227,8 @@ class _Tally:
                 "p95_speed": float(np.percentile(values, 95))}
 
 
-def _strip_product(strip: Dict[str, np.ndarray], grid: Grid, top: int, days: float,
-                   outlines: Optional[GlacierOutlines], tally: _Tally) -> Dict[str, np.ndarray]:
+def _strip_product(strip: dict[str, np.ndarray], grid: Grid, top: int, days: float,
+                   outlines: GlacierOutlines | None, tally: _Tally) -> dict[str, np.ndarray]:
     data = np.isfinite(strip["trust"])
     trusted = data & (strip["trust"] >= VALID_VOTE)
     vx, vy = displacement_to_velocity(strip["dx"], strip["dy"], grid.transform, days)
@@ -244,7 +244,7 @@ def _strip_product(strip: Dict[str, np.ndarray], grid: Grid, top: int, days: flo
 
 
 def _metadata(job: PairJob, acq_a: Acquisition, acq_b: Acquisition, days: float,
-              summary: Dict[str, float]) -> Dict[str, str]:
+              summary: dict[str, float]) -> dict[str, str]:
     return {
         "GLACIERFLOW_PRODUCT": "velocity_pair",
         "IMAGE_A": os.path.basename(job.image_a),

@@ -7,8 +7,8 @@ topography and makes the flow insensitive to a brightness change.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

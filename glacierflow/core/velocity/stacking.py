@@ -45,7 +45,6 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -91,12 +90,12 @@ class StackJob:
         strip_rows: rows read and combined at a time (memory bound).
     """
 
-    inputs: List[str]
+    inputs: list[str]
     output: str
     weight_by_interval: bool = False
     outlier_k: float = 3.0
-    outlier_floor: Optional[float] = None
-    grid: Optional[Grid] = None
+    outlier_floor: float | None = None
+    grid: Grid | None = None
     strip_rows: int = STRIP_ROWS
 
 
@@ -107,12 +106,12 @@ class PairInfo:
     path: str
     vx: BandSource
     vy: BandSource
-    interval_days: Optional[float]
+    interval_days: float | None
     acquisition_a: str = ""
     acquisition_b: str = ""
     engine: str = ""
 
-    def describe(self) -> Dict[str, object]:
+    def describe(self) -> dict[str, object]:
         """A JSON-ready summary for the output's metadata."""
         return {"file": os.path.basename(self.path), "acquisition_a": self.acquisition_a,
                 "acquisition_b": self.acquisition_b, "interval_days": self.interval_days, "engine": self.engine}
@@ -131,7 +130,7 @@ class StackResult:
     median_speed: float
     median_uncertainty: float
     seconds: float
-    metadata: Dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def open_pair(path: str) -> PairInfo:
@@ -150,14 +149,14 @@ def open_pair(path: str) -> PairInfo:
                     meta.get("ACQUISITION_A", ""), meta.get("ACQUISITION_B", ""), meta.get("ENGINE", ""))
 
 
-def _float_or_none(text: Optional[str]) -> Optional[float]:
+def _float_or_none(text: str | None) -> float | None:
     try:
         return float(text) if text not in (None, "") else None
     except ValueError:
         return None
 
 
-def run_stack_job(job: StackJob, feedback: Optional[Feedback] = None) -> StackResult:
+def run_stack_job(job: StackJob, feedback: Feedback | None = None) -> StackResult:
     """Stack the pairs into one product; on error or cancel no output file is left behind."""
     feedback = feedback or Feedback()
     started = time.perf_counter()
@@ -181,7 +180,7 @@ def run_stack_job(job: StackJob, feedback: Optional[Feedback] = None) -> StackRe
                        summary["median_speed"], summary["median_uncertainty"], seconds, metadata)
 
 
-def _open_pairs(job: StackJob) -> List[PairInfo]:
+def _open_pairs(job: StackJob) -> list[PairInfo]:
     if not job.inputs:
         raise GlacierFlowError("No velocity pair given: choose at least one pair product to stack.")
     if len(set(os.path.abspath(p) for p in job.inputs)) != len(job.inputs):
@@ -191,7 +190,7 @@ def _open_pairs(job: StackJob) -> List[PairInfo]:
     return [open_pair(path) for path in job.inputs]
 
 
-def _weights(pairs: List[PairInfo], by_interval: bool) -> np.ndarray:
+def _weights(pairs: list[PairInfo], by_interval: bool) -> np.ndarray:
     """Per-pair weights (n,): the interval in days, or 1 for all."""
     if not by_interval:
         return np.ones(len(pairs), dtype=np.float64)
@@ -203,7 +202,7 @@ def _weights(pairs: List[PairInfo], by_interval: bool) -> np.ndarray:
     return np.array([p.interval_days for p in pairs], dtype=np.float64)
 
 
-def _outlier_floor(job: StackJob, pairs: List[PairInfo], grid: Grid) -> float:
+def _outlier_floor(job: StackJob, pairs: list[PairInfo], grid: Grid) -> float:
     """The outlier floor in m/yr: the job's, or 1 px over the median interval (365.25 d if unknown)."""
     if job.outlier_floor is not None:
         if job.outlier_floor < 0:
@@ -214,7 +213,7 @@ def _outlier_floor(job: StackJob, pairs: List[PairInfo], grid: Grid) -> float:
     return FLOOR_PX * max(grid.pixel_size) * DAYS_PER_YEAR / days
 
 
-def _announce(pairs: List[PairInfo], grid: Grid, floor: float, job: StackJob, feedback: Feedback) -> None:
+def _announce(pairs: list[PairInfo], grid: Grid, floor: float, job: StackJob, feedback: Feedback) -> None:
     for pair in pairs:
         days = f"{pair.interval_days:.2f} days" if pair.interval_days is not None else "interval unknown"
         feedback.info(f"Pair {os.path.basename(pair.path)}: {pair.acquisition_a or '?'} -> "
@@ -229,8 +228,8 @@ def _announce(pairs: List[PairInfo], grid: Grid, floor: float, job: StackJob, fe
                          f"{MIN_PAIRS_TO_REJECT}, so none are rejected.")
 
 
-def _stack_strips(job: StackJob, pairs: List[PairInfo], grid: Grid, weights: np.ndarray, floor: float,
-                  writer: ProductWriter, feedback: Feedback) -> "_Tally":
+def _stack_strips(job: StackJob, pairs: list[PairInfo], grid: Grid, weights: np.ndarray, floor: float,
+                  writer: ProductWriter, feedback: Feedback) -> _Tally:
     tally = _Tally()
     tops = list(range(0, grid.height, job.strip_rows))
     for index, top in enumerate(tops):
@@ -250,7 +249,7 @@ def _stack_strips(job: StackJob, pairs: List[PairInfo], grid: Grid, weights: np.
 
 
 def combine(vx: np.ndarray, vy: np.ndarray, weights: np.ndarray, outlier_k: float = 3.0,
-            floor: float = 0.0) -> Dict[str, np.ndarray]:
+            floor: float = 0.0) -> dict[str, np.ndarray]:
     """Per-pixel robust combination of (n, rows, cols) vx, vy (m/yr, NaN = no data) into the stack bands.
 
     ``weights`` (n,) weight the mean; see the module docstring for the
@@ -284,7 +283,7 @@ def _outliers(vx: np.ndarray, vy: np.ndarray, valid: np.ndarray, k: float, floor
     return valid & (distance > threshold) & (count >= MIN_PAIRS_TO_REJECT)
 
 
-def _robust_std(values: np.ndarray, median: Optional[np.ndarray] = None) -> np.ndarray:
+def _robust_std(values: np.ndarray, median: np.ndarray | None = None) -> np.ndarray:
     """Unbiased robust standard deviation along axis 0: b_n x 1.4826 x MAD (NaN ignored)."""
     median = np.nanmedian(values, axis=0) if median is None else median
     count = np.isfinite(values).sum(axis=0)
@@ -299,7 +298,7 @@ def small_sample_factor(count: np.ndarray) -> np.ndarray:
 
 
 def _weighted_means(kx: np.ndarray, ky: np.ndarray, kept: np.ndarray,
-                    weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted means of the kept values and the effective count (sum w)^2 / sum w^2."""
     w = np.where(kept, weights[:, None, None], 0.0)
     total = w.sum(axis=0)
@@ -319,9 +318,9 @@ class _Tally:
     def __init__(self) -> None:
         self.valid_values = 0
         self.rejected = 0
-        self.samples: Dict[str, List[np.ndarray]] = {"speed": [], "uncertainty": [], "count": []}
+        self.samples: dict[str, list[np.ndarray]] = {"speed": [], "uncertainty": [], "count": []}
 
-    def add(self, product: Dict[str, np.ndarray], vx: np.ndarray) -> None:
+    def add(self, product: dict[str, np.ndarray], vx: np.ndarray) -> None:
         self.valid_values += int(np.isfinite(vx).sum())
         self.rejected += int(product["rejected"].sum())
         covered = product["count"] > 0
@@ -330,7 +329,7 @@ class _Tally:
             step = max(1, values.size // 2000)  # bounded, evenly spread subsample for medians
             self.samples[name].append(values[::step].copy())
 
-    def summary(self) -> Dict[str, float]:
+    def summary(self) -> dict[str, float]:
         values = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in self.samples.items()}
         if values["speed"].size == 0:
             raise GlacierFlowError("No pixel has a valid velocity in any pair: check that the pairs cover the "
@@ -344,7 +343,7 @@ class _Tally:
                 "rejected_fraction": self.rejected / max(self.valid_values, 1)}
 
 
-def _metadata(job: StackJob, pairs: List[PairInfo], floor: float, summary: Dict[str, float]) -> Dict[str, str]:
+def _metadata(job: StackJob, pairs: list[PairInfo], floor: float, summary: dict[str, float]) -> dict[str, str]:
     starts = sorted(p.acquisition_a for p in pairs if p.acquisition_a)
     ends = sorted(p.acquisition_b for p in pairs if p.acquisition_b)
     metadata = {

@@ -9,7 +9,7 @@ about (tile size + overlap) x scene width, whatever the scene height.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Tuple
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from ..geo.grid import Window
 WEIGHT_FLOOR = 1e-3  # keeps pixels seen by one tile edge only (scene borders) well defined
 
 
-def tile_origins(length: int, tile: int, overlap: int) -> List[int]:
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets (px) of tiles of ``tile`` px overlapping by at least ``overlap`` px.
 
     The last tile is shifted back to end on the scene edge, so every tile is
@@ -37,7 +37,7 @@ def tile_origins(length: int, tile: int, overlap: int) -> List[int]:
     return origins
 
 
-def tile_rows(height: int, width: int, tile: int, overlap: int) -> List[List[Window]]:
+def tile_rows(height: int, width: int, tile: int, overlap: int) -> list[list[Window]]:
     """Tiles of a (height, width) px scene, grouped by row of tiles, top to bottom."""
     cols = tile_origins(width, tile, overlap)
     rows = tile_origins(height, tile, overlap)
@@ -62,14 +62,14 @@ def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
 class StripAssembler:
     """Accumulates weighted tiles and releases rows once no later tile can touch them."""
 
-    def __init__(self, width: int, names: Tuple[str, ...]) -> None:
+    def __init__(self, width: int, names: tuple[str, ...]) -> None:
         self.width = width
         self.names = names
         self._top = 0  # scene row of the first buffered row
         self._sums = {name: np.zeros((0, width), np.float32) for name in names}
         self._weights = np.zeros((0, width), np.float32)
 
-    def add(self, window: Window, values: Dict[str, np.ndarray], weights: np.ndarray) -> None:
+    def add(self, window: Window, values: dict[str, np.ndarray], weights: np.ndarray) -> None:
         """Accumulate one tile's arrays (NaN = no value there) with its ``weights``."""
         bottom = window.row_off + window.height
         self._grow(bottom)
@@ -89,7 +89,7 @@ class StripAssembler:
             for name in self.names:
                 self._sums[name] = np.vstack([self._sums[name], pad])
 
-    def release(self, until_row: int) -> Iterator[Tuple[int, Dict[str, np.ndarray]]]:
+    def release(self, until_row: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """Yield (first row, arrays) for the finished rows above ``until_row``; NaN where no tile had a value."""
         count = min(until_row - self._top, self._weights.shape[0])
         if count <= 0:

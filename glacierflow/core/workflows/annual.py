@@ -28,9 +28,10 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any
 
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled, StageFeedback
@@ -81,27 +82,27 @@ class AnnualJob:
     folder: str
     output: str
     year_a: int
-    year_b: Optional[int] = None
-    area: Union[str, Area, None] = None
-    months: Optional[str] = DEFAULT_MONTHS
-    max_cloud: Optional[float] = None
+    year_b: int | None = None
+    area: str | Area | None = None
+    months: str | None = DEFAULT_MONTHS
+    max_cloud: float | None = None
     engine: str = "horn_schunck"
-    outlines: Optional[str] = None
-    stakes: Optional[str] = None
-    stakes_crs_wkt: Optional[str] = None
+    outlines: str | None = None
+    stakes: str | None = None
+    stakes_crs_wkt: str | None = None
     correct_offset: bool = False
-    buffer_m: Optional[float] = None
-    stable_areas: Optional[str] = None
-    work_folder: Optional[str] = None
-    report_folder: Optional[str] = None
+    buffer_m: float | None = None
+    stable_areas: str | None = None
+    work_folder: str | None = None
+    report_folder: str | None = None
     compare_pairs: bool = False
     weight_by_interval: bool = True
-    pair_options: Dict[str, Any] = field(default_factory=dict)
-    source: Union[str, ImageSource] = LOCAL_SOURCE
-    source_settings: Dict[str, Any] = field(default_factory=dict)
-    min_valid_fraction: Optional[float] = 0.5
-    pixel_size_m: Optional[float] = None
-    crs_wkt: Optional[str] = None
+    pair_options: dict[str, Any] = field(default_factory=dict)
+    source: str | ImageSource = LOCAL_SOURCE
+    source_settings: dict[str, Any] = field(default_factory=dict)
+    min_valid_fraction: float | None = 0.5
+    pixel_size_m: float | None = None
+    crs_wkt: str | None = None
     band: str = ""
 
 
@@ -111,17 +112,17 @@ class AnnualResult:
 
     output: str
     style: str
-    pair_products: List[str]
+    pair_products: list[str]
     reused: int
     computed: int
     pair_count: int
     median_speed: float
     median_uncertainty: float
-    stable_statistics: Optional[Dict[str, Any]] = None
-    stable_report: Optional[str] = None
-    stakes_csv: Optional[str] = None
-    stakes_html: Optional[str] = None
-    stakes_summary: Optional[Dict[str, float]] = None
+    stable_statistics: dict[str, Any] | None = None
+    stable_report: str | None = None
+    stakes_csv: str | None = None
+    stakes_html: str | None = None
+    stakes_summary: dict[str, float] | None = None
     single_pair: bool = False
     seconds: float = 0.0
 
@@ -157,9 +158,9 @@ def is_complete_product(path: str, pair: ScenePair, engine: str) -> bool:
                for s in (pair.first, pair.second))
 
 
-def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: Optional[str] = None,
-              pair_options: Optional[Dict[str, Any]] = None,
-              feedback: Optional[Feedback] = None) -> List[str]:
+def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: str | None = None,
+              pair_options: dict[str, Any] | None = None,
+              feedback: Feedback | None = None) -> list[str]:
     """Every pair through the pair job into ``folder``; finished products are reused. Returns the product
     paths in pair order; the log says which were reused. Raises JobCancelled between or inside pairs."""
     from ..velocity.pair import PairJob, run_pair_job
@@ -205,7 +206,7 @@ def area_from_file(path: str) -> Area:
     return Area(union.ExportToWkt(), reference.ExportToWkt())
 
 
-def job_area(job: AnnualJob) -> Optional[Area]:
+def job_area(job: AnnualJob) -> Area | None:
     """The job's area as an :class:`.imagery.Area` (read from its file when a path), or None."""
     return area_from_file(job.area) if isinstance(job.area, str) and job.area else (job.area or None)
 
@@ -215,7 +216,7 @@ def is_local(job: AnnualJob) -> bool:
     return isinstance(job.source, str) and job.source == LOCAL_SOURCE
 
 
-def _years(job: AnnualJob) -> Tuple[int, int, datetime, datetime]:
+def _years(job: AnnualJob) -> tuple[int, int, datetime, datetime]:
     """Year A, year B and the search range from 1 January of A to the end of B (UTC)."""
     year_b = job.year_b if job.year_b is not None else job.year_a + 1
     start = datetime(job.year_a, 1, 1, tzinfo=timezone.utc)
@@ -223,8 +224,8 @@ def _years(job: AnnualJob) -> Tuple[int, int, datetime, datetime]:
     return job.year_a, year_b, start, end
 
 
-def find_pairs(job: AnnualJob, feedback: Feedback, folder: Optional[str] = None,
-               only: Optional[Set[str]] = None) -> List[ScenePair]:
+def find_pairs(job: AnnualJob, feedback: Feedback, folder: str | None = None,
+               only: set[str] | None = None) -> list[ScenePair]:
     """The scenes of the two years in ``folder`` (default ``job.folder``; only the files in ``only`` when
     given) and their cross-year pairs; fails clearly when none."""
     year_a, year_b, start, end = _years(job)
@@ -249,7 +250,7 @@ def find_pairs(job: AnnualJob, feedback: Feedback, folder: Optional[str] = None,
 
 # --- a remote source: search over the area and download onto the job grid --------------------------------
 
-def download_for_job(job: AnnualJob, feedback: Feedback) -> Tuple[str, Set[str]]:
+def download_for_job(job: AnnualJob, feedback: Feedback) -> tuple[str, set[str]]:
     """Search the job's source over its area in years A and B and download the scenes onto the job grid
     into ``<work_folder>/scenes``; returns that folder and the files of this job (absolute paths)."""
     from ..geo.gridspec import default_pixel_size, job_grid_for_area
@@ -292,7 +293,7 @@ def download_for_job(job: AnnualJob, feedback: Feedback) -> Tuple[str, Set[str]]
 
 # --- the whole chain --------------------------------------------------------------------------------------
 
-def run_annual_job(job: AnnualJob, feedback: Optional[Feedback] = None) -> AnnualResult:
+def run_annual_job(job: AnnualJob, feedback: Feedback | None = None) -> AnnualResult:
     """Search, pairs, stacking, stable ground and stakes; the annual output appears only on success."""
     whole = feedback or Feedback()
     started = time.perf_counter()
@@ -338,7 +339,7 @@ def _check_output(job: AnnualJob) -> None:
         raise GlacierFlowError(f"Stake file '{job.stakes}' does not exist: check the path.")
 
 
-def _assemble(job: AnnualJob, products: List[str], work: str, feedback: Feedback) -> AnnualResult:
+def _assemble(job: AnnualJob, products: list[str], work: str, feedback: Feedback) -> AnnualResult:
     """Stack (and correct) in a hidden folder of ``work``, then rename the annual product into place."""
     from ..velocity.stacking import StackJob, run_stack_job
 

@@ -7,7 +7,7 @@ optional dependency only affects the engine that needs it.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ __all__ = [
 
 # name -> (module, class); modules are imported lazily in create_engine. New engines go at the
 # end so that the indices of Processing's engine enum stay valid in saved models and scripts.
-_ENGINES: Dict[str, Tuple[str, str]] = {
+_ENGINES: dict[str, tuple[str, str]] = {
     "horn_schunck": (".horn_schunck", "HornSchunck"),
     "farneback": (".farneback", "Farneback"),
     "raft": (".raft_onnx", "RaftOnnx"),
@@ -37,7 +37,7 @@ _ENGINES: Dict[str, Tuple[str, str]] = {
 _NEEDS_MODEL = ("raft",)  # engines that cannot run without a model file
 
 
-def _shipped_model() -> Optional[str]:
+def _shipped_model() -> str | None:
     from .raft_onnx import shipped_model_path  # no heavy import: onnxruntime loads on first use
 
     return shipped_model_path()
@@ -45,12 +45,12 @@ def _shipped_model() -> Optional[str]:
 
 # Every registered engine: what the Processing algorithm offers (choosing "raft" without a model
 # gives a clear error).
-ENGINE_NAMES: Tuple[str, ...] = tuple(_ENGINES)
+ENGINE_NAMES: tuple[str, ...] = tuple(_ENGINES)
 # The classical engines: no model needed; baselines and training labels for RAFT.
-CLASSICAL_ENGINE_NAMES: Tuple[str, ...] = ("horn_schunck", "farneback", "dis")
+CLASSICAL_ENGINE_NAMES: tuple[str, ...] = ("horn_schunck", "farneback", "dis")
 
 
-def runnable_engine_names() -> Tuple[str, ...]:
+def runnable_engine_names() -> tuple[str, ...]:
     """The engines ready to run in this installation ("raft" only when a model is shipped)."""
     return tuple(name for name in _ENGINES if name not in _NEEDS_MODEL or _shipped_model() is not None)
 
@@ -82,7 +82,7 @@ def create_engine(name: str, **params: Any) -> FlowEngine:
         raise GlacierFlowError(f"Invalid parameter for flow engine {name!r}: {exc}") from exc
 
 
-def check_pair(image_a: np.ndarray, image_b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def check_pair(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate an image pair for an engine and return it as float32 (C, H, W).
 
     A (H, W) array is accepted as a single channel. Sizes are in px.
@@ -113,7 +113,7 @@ def estimate_with_checks(
     image_b: np.ndarray,
     median_size: int = 9,
     check_consistency: bool = True,
-) -> Tuple[Flow, np.ndarray]:
+) -> tuple[Flow, np.ndarray]:
     """Forward flow, optional forward-backward check, then the median filter.
 
     The consistency check runs on the raw flows (it is meant to catch raw

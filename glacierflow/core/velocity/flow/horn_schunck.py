@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, List, Tuple
+from typing import ClassVar
 
 import numpy as np
 
@@ -190,8 +190,8 @@ class HornSchunck:
         n_levels = self._n_levels(a.shape[1:])
         pyr_a = _pyramid(a, self.pyramid_scale, n_levels)
         pyr_b = _pyramid(b, self.pyramid_scale, n_levels)
-        rect_a: List[np.ndarray] = []
-        rect_b: List[np.ndarray] = []
+        rect_a: list[np.ndarray] = []
+        rect_b: list[np.ndarray] = []
         if n_levels > self.rectify_from:
             # Rectify at full resolution, *then* average: the pooled |c| is
             # the local texture energy that the signed pyramid averages away.
@@ -214,7 +214,7 @@ class HornSchunck:
             u, v = self._refine_level(level_a, level_b, u, v, n_warps)
         return Flow(dx=u, dy=v)
 
-    def _n_levels(self, shape: Tuple[int, int]) -> int:
+    def _n_levels(self, shape: tuple[int, int]) -> int:
         """Number of pyramid levels that keep the coarsest side >= min_size px."""
         smallest = min(shape)
         if smallest <= self.min_size:
@@ -224,7 +224,7 @@ class HornSchunck:
 
     def _refine_level(
         self, a: np.ndarray, b: np.ndarray, u: np.ndarray, v: np.ndarray, n_warps: int
-    ) -> Tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Run ``n_warps`` linearise-and-solve rounds on one level; flows in px."""
         import cv2  # heavy imports stay inside functions: QGIS starts fast
 
@@ -245,7 +245,7 @@ class HornSchunck:
         return u, v
 
 
-def _pyramid(image: np.ndarray, scale: float, n_levels: int) -> List[np.ndarray]:
+def _pyramid(image: np.ndarray, scale: float, n_levels: int) -> list[np.ndarray]:
     """Gaussian pyramid of a (C, H, W) stack, finest first; sizes in px."""
     import cv2
 
@@ -271,7 +271,7 @@ def _pyramid(image: np.ndarray, scale: float, n_levels: int) -> List[np.ndarray]
     return levels
 
 
-def _equalise_spread(a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _equalise_spread(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rescale each channel of a pyramid level pair to unit spread.
 
     Blurring and subsampling shrink the contrast of fine texture (to almost
@@ -306,8 +306,8 @@ def _local_contrast(stack: np.ndarray, sigma: float, floor: float) -> np.ndarray
 
 
 def _upsample_flow(
-    u: np.ndarray, v: np.ndarray, shape: Tuple[int, int]
-) -> Tuple[np.ndarray, np.ndarray]:
+    u: np.ndarray, v: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Resize a flow to ``shape`` (H, W) and rescale its values to the new px."""
     import cv2
 
@@ -320,7 +320,7 @@ def _upsample_flow(
     return u, v
 
 
-def _gradients(stack: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column and row derivatives of each channel, intensity per px."""
     import cv2
 
@@ -332,7 +332,7 @@ def _gradients(stack: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return deriv(_DERIV_KERNEL), deriv(_DERIV_KERNEL.T)
 
 
-def _data_terms(a, b, ax, ay, bx, by, map_x, map_y, eps: float) -> Tuple[np.ndarray, ...]:
+def _data_terms(a, b, ax, ay, bx, by, map_x, map_y, eps: float) -> tuple[np.ndarray, ...]:
     """Channel-summed structure terms J11, J12, J22, J13, J23 of the linearised data term.
 
     B and its derivatives are warped to A's grid at (map_x, map_y) px.
@@ -370,7 +370,7 @@ def _data_terms(a, b, ax, ay, bx, by, map_x, map_y, eps: float) -> Tuple[np.ndar
     return j11, j12, j22, j13, j23
 
 
-def _solve_increment(terms, u, v, a2: float, iterations: int) -> Tuple[np.ndarray, np.ndarray]:
+def _solve_increment(terms, u, v, a2: float, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Jacobi iterations for the flow increment (du, dv) in px.
 
     Per pixel the Euler-Lagrange equations are the 2x2 system

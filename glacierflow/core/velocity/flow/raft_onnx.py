@@ -16,8 +16,9 @@ import json
 import math
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,17 +37,17 @@ REQUIRED_CARD_KEYS = ("task", "version", "input_names", "output_names", "input_c
 # pyramid): 1.4 GiB at 1024 x 1024 px, 7 GiB at 1536 px. Refuse before onnxruntime exhausts memory.
 MAX_CORRELATION_BYTES = 1.5 * 2**30
 
-_SESSIONS: Dict[Tuple[str, int, str], Any] = {}  # (abs path, mtime ns, provider choice) -> session
+_SESSIONS: dict[tuple[str, int, str], Any] = {}  # (abs path, mtime ns, provider choice) -> session
 _SESSIONS_LOCK = threading.Lock()  # Processing may run algorithms in several threads
 
 
-def shipped_model_path() -> Optional[str]:
+def shipped_model_path() -> str | None:
     """The RAFT model shipped in the plugin's ``assets/training/raft/`` folder (the first by name), or None."""
     found = sorted(glob.glob(os.path.join(RAFT_MODELS_DIR, "*.onnx")))
     return found[0] if found else None
 
 
-def decode_card(metadata: Mapping[str, str], source: str, hint: str) -> Dict[str, Any]:
+def decode_card(metadata: Mapping[str, str], source: str, hint: str) -> dict[str, Any]:
     """The model card of an ONNX file: its ``metadata_props``, every value a JSON document.
 
     Args:
@@ -60,7 +61,7 @@ def decode_card(metadata: Mapping[str, str], source: str, hint: str) -> Dict[str
         raise GlacierFlowError(f"The model card of {source} is not valid JSON ({exc}); {hint}.") from exc
 
 
-def choose_providers(requested: str, available: Sequence[str]) -> Tuple[List[str], Optional[str]]:
+def choose_providers(requested: str, available: Sequence[str]) -> tuple[list[str], str | None]:
     """Execution providers to ask onnxruntime for, and a note when the request cannot be met.
 
     Args:
@@ -105,7 +106,7 @@ def _onnxruntime() -> Any:
     return onnxruntime
 
 
-def session_options(ort: Any, threads: Optional[int] = None, spinning: bool = False) -> Any:
+def session_options(ort: Any, threads: int | None = None, spinning: bool = False) -> Any:
     """SessionOptions for RAFT: no memory-pattern reuse, one intra-op thread per core, no spinning.
 
     ``enable_mem_reuse = False`` cut session creation from 7-10 s to 1.2-1.6 s
@@ -128,7 +129,7 @@ def session_options(ort: Any, threads: Optional[int] = None, spinning: bool = Fa
     return options
 
 
-def cached_session(model_path: str, provider: str = "auto") -> Tuple[Any, Optional[str]]:
+def cached_session(model_path: str, provider: str = "auto") -> tuple[Any, str | None]:
     """The InferenceSession of ``model_path`` for a provider choice, created once per process.
 
     The cache key holds the file's modification time, so a model re-exported
@@ -192,7 +193,7 @@ class ModelCard:
     name: str
     version: str
     architecture: str
-    input_names: Tuple[str, str]
+    input_names: tuple[str, str]
     output_name: str
     input_channels: int
     min_size: int
@@ -200,10 +201,10 @@ class ModelCard:
     iterations: int
     tile_size: int
     pad_value: float = 0.0
-    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, str], source: str) -> "ModelCard":
+    def from_metadata(cls, metadata: Mapping[str, str], source: str) -> ModelCard:
         """Decode ``metadata_props`` (JSON values) of the model at ``source`` (used in messages)."""
         card = decode_card(metadata, source, "re-export the model with `python -m training.raft.export`")
         missing = [key for key in REQUIRED_CARD_KEYS if key not in card]
@@ -238,7 +239,7 @@ def check_card(card: ModelCard, source: str, channels: int = PLUGIN_INPUT_CHANNE
                                f"minimum size ({card.min_size}); re-export the model.")
 
 
-def padding_for(height: int, width: int, multiple: int, min_size: int) -> Tuple[int, int, int, int]:
+def padding_for(height: int, width: int, multiple: int, min_size: int) -> tuple[int, int, int, int]:
     """Padding (top, bottom, left, right) px to a multiple of ``multiple`` and at least ``min_size``.
 
     Split as evenly as possible with the extra pixel at the bottom / right,
@@ -265,7 +266,7 @@ class RaftOnnx:
 
     name: ClassVar[str] = "raft"
 
-    def __init__(self, model_path: Optional[str] = None, provider: str = "auto") -> None:
+    def __init__(self, model_path: str | None = None, provider: str = "auto") -> None:
         """Load (or reuse) the session of ``model_path`` (default: the shipped model).
 
         Args:
@@ -284,7 +285,7 @@ class RaftOnnx:
         self.model_path = os.path.abspath(path)
         self.session, note = cached_session(self.model_path, provider)
         self.provider: str = self.session.get_providers()[0]
-        self.provider_notes: Tuple[str, ...] = (note,) if note else ()
+        self.provider_notes: tuple[str, ...] = (note,) if note else ()
         self.card = ModelCard.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.model_path)
         check_card(self.card, self.model_path)
         self._check_graph()
@@ -298,7 +299,7 @@ class RaftOnnx:
                 f"{self.model_path}: its card names inputs {list(self.card.input_names)} and output "
                 f"{self.card.output_name!r} but the graph has {sorted(inputs)} -> {sorted(outputs)}; re-export it.")
 
-    def describe(self) -> Dict[str, str]:
+    def describe(self) -> dict[str, str]:
         """Product metadata about this engine: provider used and the model's name, version, iterations."""
         return {"ENGINE_PROVIDER": self.provider, "MODEL_NAME": self.card.name,
                 "MODEL_VERSION": self.card.version, "MODEL_ARCHITECTURE": self.card.architecture,
@@ -320,7 +321,7 @@ class RaftOnnx:
         """
         return self.estimate_batch([(image_a, image_b)])[0]
 
-    def estimate_batch(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> List[Flow]:
+    def estimate_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Flow]:
         """Flows of several same-shape pairs in one onnxruntime call (px).
 
         Args:
@@ -353,7 +354,7 @@ class RaftOnnx:
         return [Flow(dx=np.ascontiguousarray(f[0], dtype=np.float32),
                      dy=np.ascontiguousarray(f[1], dtype=np.float32)) for f in crop]
 
-    def _padded(self, images: List[np.ndarray], pads: Tuple[int, int, int, int]) -> np.ndarray:
+    def _padded(self, images: list[np.ndarray], pads: tuple[int, int, int, int]) -> np.ndarray:
         """(N, C, H', W') float32: the images padded with the card's value, as in training."""
         top, bottom, left, right = pads
         stack = np.stack(images).astype(np.float32, copy=False)
