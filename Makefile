@@ -2,6 +2,7 @@
 #   make setup   apt packages, the venv, the qgis_process fix, a throwaway QGIS profile
 #   make test    set-up, then lint (ruff) and the whole test suite (tests/unit without QGIS, then tests/qgis)
 #   make demo    set-up, then the velocity job headless on the built-in sample -> demo_output/
+#   make package the plugin zip for the QGIS plugin repository -> dist/glacierflow-<version>.zip
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(ROOT)/.build
@@ -17,7 +18,7 @@ QGIS_ENV = QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR=$(BUILD)/runtime \
 	PYTHONPATH=$(ROOT):$(VENV_SITE) QGIS_PROCESS=/usr/bin/qgis_process.bin
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-.PHONY: setup apt venv profile test demo bench clean
+.PHONY: setup apt venv profile lint test demo bench package clean
 
 setup: apt venv profile
 
@@ -45,16 +46,25 @@ profile: venv
 	@$(QGIS_ENV) qgis_process.bin plugins 2>/dev/null | grep -q "\* *$(PLUGIN)" \
 		|| { echo "The $(PLUGIN) plugin could not be enabled in $(BUILD)/profile"; exit 1; }
 
-test: setup
+# What the QGIS plugin repository checks (Bandit, detect-secrets) runs on the package that ships.
+lint: setup
 	cd $(ROOT) && $(VENV)/bin/ruff check .
+	cd $(ROOT) && $(VENV)/bin/mypy
+	cd $(ROOT) && $(VENV)/bin/bandit -q -r $(PLUGIN)
+	cd $(ROOT) && $(VENV)/bin/detect-secrets scan $(PLUGIN) | $(PY) -c 'import json, sys; found = json.load(sys.stdin)["results"]; sys.exit(f"detect-secrets: {found}" if found else 0)'
+
+test: lint
 	cd $(ROOT) && $(QGIS_ENV) $(PY) -m pytest -q -p no:pytest_qgis tests/unit
 	cd $(ROOT) && $(QGIS_ENV) $(PY) -m pytest -q tests/qgis
 
 demo: setup
 	cd $(ROOT) && $(QGIS_ENV) $(PY) -m bench.demo --out $(DEMO_OUT)
 
+package:
+	cd $(ROOT) && python3 tools/package.py --out $(ROOT)/dist
+
 bench: setup
 	cd $(ROOT) && $(QGIS_ENV) $(PY) -m bench.bench_engines
 
 clean:
-	rm -rf $(BUILD) $(DEMO_OUT)
+	rm -rf $(BUILD) $(DEMO_OUT) $(ROOT)/dist

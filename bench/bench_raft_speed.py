@@ -36,8 +36,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from glacierflow.core.velocity.flow import raft_onnx
-from glacierflow.core.velocity.flow.raft_onnx import RaftOnnx, available_cores
+from glacierflow.core.onnx_runtime import available_cores, session_options
+from glacierflow.core.velocity.flow.raft_onnx import RaftOnnx
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "yahtse"
 PAIR = ("LC80630182016200LGN00_B8_yahtse.TIF", "LC80630182016216LGN00_B8_yahtse.TIF")
@@ -101,7 +101,7 @@ def _session(path: str, mem_reuse: bool, threads: int, spinning: bool = False) -
     """A CPU session with the plugin's options but for the ones given."""
     import onnxruntime as ort
 
-    options = raft_onnx.session_options(ort, threads, spinning)
+    options = session_options(ort, threads, spinning)
     options.enable_mem_reuse = mem_reuse
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 

@@ -5,22 +5,22 @@ import numpy as np
 
 
 def read_product(path: str) -> dict:
-    """Bands of a velocity GeoTIFF by description, plus its geotransform and metadata."""
-    from osgeo import gdal
+    """Bands of a velocity product by name (float32, NaN no data), plus its geotransform and metadata."""
+    from glacierflow.core.products.velocity import open_velocity
 
-    dataset = gdal.Open(path)
-    bands = {dataset.GetRasterBand(i).GetDescription(): dataset.GetRasterBand(i).ReadAsArray()
-             for i in range(1, dataset.RasterCount + 1)}
-    bands["transform"] = dataset.GetGeoTransform()
-    bands["metadata"] = dataset.GetMetadata()
+    product = open_velocity(path)
+    bands: dict = {spec.name: product.read(spec.name) for spec in product.band_descriptions()}
+    bands["transform"] = product.grid.transform
+    bands["metadata"] = product.metadata
     return bands
 
 
 def product_displacement(product: dict) -> tuple[np.ndarray, np.ndarray]:
     """(dx, dy) in px of a product from :func:`read_product`, over its own interval (days)."""
+    from glacierflow.core.products.velocity import INTERVAL_DAYS
     from glacierflow.core.velocity.convert import velocity_to_displacement
 
-    days = float(product["metadata"]["INTERVAL_DAYS"])
+    days = float(product["metadata"][INTERVAL_DAYS])
     return velocity_to_displacement(product["vx"], product["vy"], product["transform"], days)
 
 

@@ -140,7 +140,9 @@ def _show_map(app: Any, window: Any, extra: list[Any]) -> None:
     canvas.setCanvasColor(QColor(236, 236, 236))  # not white: white is the arrows
     drawn = window.dock.area.area_layer.currentLayer()
     canvas.setLayers([results.stakes, results.arrows] + extra + [drawn, results.speed])
-    canvas.setExtent(results.speed.extent().buffered(results.speed.extent().width() * 0.02))
+    shown = results.speed.extent()
+    shown.combineExtentWith(drawn.extent())  # the job grid covers the drawn area's bounding box
+    canvas.setExtent(shown.buffered(shown.width() * 0.02))
     window.tree.expandAll()
     window.show()
     for _ in range(20):

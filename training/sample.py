@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glacierflow.core.geo.crs import epsg_wkt, transformer, wgs84_wkt
 from glacierflow.core.geo.grid import Grid
-from glacierflow.core.io.raster import spatial_reference, write_array
+from glacierflow.core.io.raster import write_array
 from glacierflow.core.io.timestamps import Acquisition, interval_days, parse_datetime
 from glacierflow.core.velocity.convert import displacement_to_velocity
 
@@ -34,17 +35,9 @@ def sample_grid(shape: tuple[int, int]) -> Grid:
     """The sample's georeferencing: a real UTM zone at 10 m, like Sentinel-2 band 8."""
     meta = sample_scene_metadata()
     size = float(meta["pixel_size_m"])
-    return Grid(_epsg_wkt(int(meta["epsg"])),
+    return Grid(epsg_wkt(int(meta["epsg"])),
                 (float(meta["origin_easting"]), size, 0.0, float(meta["origin_northing"]), 0.0, -size),
                 shape[1], shape[0])
-
-
-def _epsg_wkt(epsg: int) -> str:
-    from osgeo import osr
-
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    return srs.ExportToWkt()
 
 
 def write_sample(folder: str, seed: int | None = None, shape: tuple[int, int] | None = None,
@@ -76,12 +69,7 @@ def write_sample(folder: str, seed: int | None = None, shape: tuple[int, int] | 
 
 
 def _write_outline(path: str, grid: Grid, ring_px: list) -> str:
-    from osgeo import osr
-
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
-    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    to_wgs84 = osr.CoordinateTransformation(spatial_reference(grid.crs_wkt), wgs84)
+    to_wgs84 = transformer(grid.crs_wkt, wgs84_wkt())
     # The generator's vertices are in pixel-centre coordinates; the geotransform addresses corners.
     ring = [list(to_wgs84.TransformPoint(*grid.pixel_to_map(col + 0.5, row + 0.5))[:2]) for col, row in ring_px]
     if ring[0] != ring[-1]:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from glacierflow.core.io.raster import spatial_reference, write_array
+from glacierflow.core.geo.crs import transformer, wgs84_wkt
+from glacierflow.core.io.raster import write_array
 from glacierflow.core.io.timestamps import DAYS_PER_YEAR, SECONDS_PER_DAY, parse_datetime
 from glacierflow.core.velocity.convert import displacement_to_velocity
 
@@ -109,12 +110,7 @@ def stake_pixels(glacier: np.ndarray, speed_values: np.ndarray, count: int = STA
 
 def write_stakes(path: str, grid: object, vx: np.ndarray, vy: np.ndarray, glacier: np.ndarray) -> str:
     """A stake CSV (id, lon, lat, vx, vy: true east and north velocity in m/yr) at pixel centres on the ice."""
-    from osgeo import osr
-
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
-    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    to_wgs84 = osr.CoordinateTransformation(spatial_reference(grid.crs_wkt), wgs84)
+    to_wgs84 = transformer(grid.crs_wkt, wgs84_wkt())
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "lon", "lat", "vx", "vy"])
@@ -142,7 +138,7 @@ def _geographic_components(to_wgs84: object, x: float, y: float, vx: float, vy: 
 
 
 
-if __name__ == "__main__":  # python -m glacierflow.core.sample_series FOLDER [SIZE_PX]
+if __name__ == "__main__":  # python -m training.sample_series FOLDER [SIZE_PX]
     import sys
 
     size = int(sys.argv[2]) if len(sys.argv) > 2 else 192

@@ -24,6 +24,7 @@ from qgis.core import (
 )
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
+from . import grid_params
 from . import imagery_params as imagery
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
@@ -131,7 +132,8 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
                                            extension="onnx", optional=True)
         model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(model)
-        imagery.add_grid_parameters(self, advanced=True)
+        grid_params.add_grid_parameters(self, "Pixel size (m; 0: the sensor's resolution)")
+        imagery.add_band_parameter(self, advanced=True)
         imagery.add_service_parameters(self)
         self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
         self.addOutput(QgsProcessingOutputNumber("REUSED", "Pairs reused from the pair folder"))
@@ -144,7 +146,6 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.workflows.annual import AnnualJob, run_annual_job
 
-        grid = imagery.grid_settings(self, parameters, context)
         job = AnnualJob(
             folder=self.parameterAsFile(parameters, self.FOLDER, context),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
@@ -166,7 +167,8 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             source=self.parameterAsEnumString(parameters, self.SOURCE, context),
             source_settings=imagery.service_settings(self, parameters, context),
             min_valid_fraction=imagery.min_valid_fraction(self, parameters, context),
-            pixel_size_m=grid["pixel_size_m"], crs_wkt=grid["crs_wkt"], band=grid["band"],
+            grid_spec=grid_params.grid_spec(self, parameters, context),
+            band=imagery.band_name(self, parameters, context),
             pair_options={"engine_params": self.raft_model(parameters, context)})
         result = run_annual_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,

@@ -15,14 +15,15 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
 )
 
+from . import grid_params
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 from .imagery_params import (
     GRID_HELP,
     SEARCH_HELP,
-    add_grid_parameters,
+    add_band_parameter,
     add_search_parameters,
-    grid_settings,
+    band_name,
     run_search,
     search_request,
 )
@@ -57,7 +58,8 @@ class DownloadScenesAlgorithm(GlacierFlowAlgorithm):
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         add_search_parameters(self)
-        add_grid_parameters(self)
+        grid_params.add_grid_parameters(self, "Pixel size (m; 0: the sensor's resolution)", advanced=False)
+        add_band_parameter(self)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Scene folder"))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.TABLE, "Table of the files (CSV)", "CSV files (*.csv)"))
@@ -65,7 +67,9 @@ class DownloadScenesAlgorithm(GlacierFlowAlgorithm):
 
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        from ..core.geo.gridspec import default_pixel_size, job_grid_for_area
+        from dataclasses import replace
+
+        from ..core.geo.gridspec import default_pixel_size, resolve_grid
         from ..core.imagery.download import download_scenes, write_download_table
 
         request = search_request(self, parameters, context)
@@ -73,14 +77,15 @@ class DownloadScenesAlgorithm(GlacierFlowAlgorithm):
             raise QgsProcessingException("Downloading needs an area (polygons or an extent): it defines the job "
                                          "grid the scenes are warped onto.")
         scenes = run_search(request, feedback)
-        settings = grid_settings(self, parameters, context)
-        pixel_size, why = ((settings["pixel_size_m"], "given") if settings["pixel_size_m"]
+        spec = grid_params.grid_spec(self, parameters, context)
+        pixel_size, why = ((spec.pixel_size, "given") if spec.pixel_size
                            else default_pixel_size(request.source, scenes))
         feedback.pushInfo(f"Pixel size {pixel_size:g} m ({why}).")
         core_feedback = ProcessingFeedback(feedback)
-        grid = job_grid_for_area(request.area, pixel_size, settings["crs_wkt"], core_feedback)
+        grid = resolve_grid(replace(spec, pixel_size=pixel_size), area=request.area, feedback=core_feedback)
         folder = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        paths = download_scenes(request.source, scenes, grid, folder, settings["band"], core_feedback)
+        band = band_name(self, parameters, context)
+        paths = download_scenes(request.source, scenes, grid, folder, band, core_feedback)
         if not paths:
             raise QgsProcessingException(f"None of the {len(scenes)} scene(s) has a valid pixel inside the area: "
                                          "check the area's position and CRS, or widen the search.")

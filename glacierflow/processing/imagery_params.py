@@ -18,7 +18,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -44,8 +43,6 @@ MIN_VALID_FRACTION = "MIN_VALID_FRACTION"
 SOURCE_URL = "SOURCE_URL"
 CREDENTIALS = "CREDENTIALS"
 PROJECT = "PROJECT"
-PIXEL_SIZE = "PIXEL_SIZE"
-TARGET_CRS = "TARGET_CRS"
 BAND = "BAND"
 
 DEFAULT_MIN_VALID_PERCENT = 50.0
@@ -124,19 +121,14 @@ def add_service_parameters(algorithm: QgsProcessingAlgorithm) -> None:
         PROJECT, "Project (Earth Engine cloud project id)", optional=True))
 
 
-def add_grid_parameters(algorithm: QgsProcessingAlgorithm, advanced: bool = False) -> None:
-    """PIXEL_SIZE (m, 0: the sensor's), TARGET_CRS (empty: UTM / polar) and BAND (empty: the default)."""
-    for parameter in (
-            QgsProcessingParameterNumber(PIXEL_SIZE, "Pixel size (m; 0: the sensor's resolution)",
-                                         QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0),
-            QgsProcessingParameterCrs(TARGET_CRS, "Target CRS (empty: the area's UTM zone, polar "
-                                                  "stereographic beyond 72 degrees)", optional=True),
-            QgsProcessingParameterString(BAND, "Band (nir, green, swir1, ...; empty: the source's default)",
-                                         optional=True)):
-        if advanced:
-            _add_advanced(algorithm, parameter)
-        else:
-            algorithm.addParameter(parameter)
+def add_band_parameter(algorithm: QgsProcessingAlgorithm, advanced: bool = False) -> None:
+    """BAND (empty: the source's default)."""
+    parameter = QgsProcessingParameterString(BAND, "Band (nir, green, swir1, ...; empty: the source's default)",
+                                             optional=True)
+    if advanced:
+        _add_advanced(algorithm, parameter)
+    else:
+        algorithm.addParameter(parameter)
 
 
 def add_search_parameters(algorithm: QgsProcessingAlgorithm) -> None:
@@ -247,7 +239,7 @@ def search_from_parameters(algorithm: GlacierFlowAlgorithm, parameters: dict[str
 def area_from_parameters(algorithm: QgsProcessingAlgorithm, parameters: dict[str, Any],
                          context: QgsProcessingContext) -> Any | None:
     """The search area from AREA (union of the polygons) or EXTENT, or None."""
-    from ..core.imagery import Area
+    from ..core.geo.area import Area
 
     wkt_format = QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL
     if parameters.get(AREA) not in (None, ""):
@@ -273,11 +265,6 @@ def area_from_parameters(algorithm: QgsProcessingAlgorithm, parameters: dict[str
     return None
 
 
-def grid_settings(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any],
-                  context: QgsProcessingContext) -> dict[str, Any]:
-    """PIXEL_SIZE (m; None for 0 or empty), TARGET_CRS (WKT or None) and BAND ("" for the default)."""
-    pixel_size = algorithm.optional_double(parameters, PIXEL_SIZE, context)
-    crs = algorithm.parameterAsCrs(parameters, TARGET_CRS, context)
-    return {"pixel_size_m": pixel_size or None,
-            "crs_wkt": crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL) if crs.isValid() else None,
-            "band": algorithm.parameterAsString(parameters, BAND, context).strip()}
+def band_name(algorithm: GlacierFlowAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+    """BAND ("" for the source's default)."""
+    return algorithm.parameterAsString(parameters, BAND, context).strip()

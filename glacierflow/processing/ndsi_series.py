@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from . import grid_params
 from . import imagery_params as ip
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
@@ -61,8 +62,7 @@ class NdsiSeriesAlgorithm(GlacierFlowAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         ip.add_search_parameters(self)
         self.parameterDefinition(ip.MONTHS).setDefaultValue("")
-        self.addParameter(QgsProcessingParameterNumber(
-            ip.PIXEL_SIZE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 30.0, minValue=1.0))
+        grid_params.add_grid_parameters(self, "Pixel size (m)", default_pixel_size=30.0, advanced=False)
         self.addParameter(QgsProcessingParameterNumber(
             self.WINDOW_MONTHS, "Window (months)",
                 QgsProcessingParameterNumber.Type.Integer, 3, minValue=1, maxValue=12))
@@ -88,6 +88,6 @@ class NdsiSeriesAlgorithm(GlacierFlowAlgorithm):
             window_months=self.parameterAsInt(parameters, self.WINDOW_MONTHS, context),
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             align=None if align == "none" else align,
-            pixel_size_m=self.parameterAsDouble(parameters, ip.PIXEL_SIZE, context))
+            grid_spec=grid_params.grid_spec(self, parameters, context))
         series = run_ndsi_series_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: job.output, "WINDOWS": len(series.times), "FILLED_WINDOWS": len(series.filled_windows)}

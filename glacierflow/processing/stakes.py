@@ -15,7 +15,6 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsGeometry,
-    QgsPalLayerSettings,
     QgsPointXY,
     QgsProcessing,
     QgsProcessingContext,
@@ -29,14 +28,12 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
-    QgsSingleSymbolRenderer,
-    QgsSymbol,
-    QgsVectorLayerSimpleLabeling,
     QgsWkbTypes,
 )
 
 from ..qgis_compat import field_type
 from .base import GlacierFlowAlgorithm
+from .styles import apply_stake_style
 
 HELP_TEXT = """<p>Compares velocity products with GPS stakes: each product is sampled at each stake and the
 differences (estimated - measured, m/yr) are summarised per product as bias (mean difference) and RMSE.</p>
@@ -67,35 +64,23 @@ FIELD_PARAMETERS = [("ID_FIELD", "id", "Stake id field"), ("VX_FIELD", "vx", "Me
 
 
 class StakeStyler(QgsProcessingLayerPostProcessorInterface):
-    """Styles the output: red markers labelled with the first product's speed difference (m/yr)."""
+    """Styles the output as the panel does: circles coloured by the error of the first product, labelled
+    "measured / estimated m/yr"."""
 
     instance: StakeStyler | None = None
 
-    def __init__(self, label_field: str) -> None:
+    def __init__(self, product: str) -> None:
         super().__init__()
-        self.label_field = label_field
+        self.product = product
 
     def postProcessLayer(self, layer: Any, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> None:
-        apply_stake_style(layer, self.label_field)
+        apply_stake_style(layer, "measured", f"est_{self.product}", f"diff_{self.product}")
 
     @classmethod
-    def create(cls, label_field: str) -> StakeStyler:
-        cls.instance = StakeStyler(label_field)  # kept alive: Processing holds only a pointer
+    def create(cls, product: str) -> StakeStyler:
+        cls.instance = StakeStyler(product)  # kept alive: Processing holds only a pointer
         return cls.instance
-
-
-def apply_stake_style(layer: Any, label_field: str) -> None:
-    """A simple marker renderer and labels ``format_number(<label_field>, 1)`` on ``layer``."""
-    symbol = QgsSymbol.defaultSymbol(QgsWkbTypes.GeometryType.PointGeometry)
-    symbol.setColor(symbol.color().fromRgb(200, 30, 30))
-    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
-    settings = QgsPalLayerSettings()
-    settings.fieldName = f'format_number("{label_field}", 1) || \' m/yr\''
-    settings.isExpression = True
-    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
-    layer.setLabelsEnabled(True)
-    layer.triggerRepaint()
 
 
 class CompareStakesAlgorithm(GlacierFlowAlgorithm):
@@ -176,7 +161,7 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
                             QgsFeatureSink.Flag.FastInsert)
         if context.willLoadLayerOnCompletion(dest_id):
             details = context.layerToLoadOnCompletionDetails(dest_id)
-            details.setPostProcessor(StakeStyler.create(f"diff_{names[0]}"))
+            details.setPostProcessor(StakeStyler.create(names[0]))
         return {self.OUTPUT: dest_id}
 
     @staticmethod

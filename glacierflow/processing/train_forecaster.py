@@ -93,7 +93,7 @@ class TrainForecasterAlgorithm(GlacierFlowAlgorithm):
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
         fit = self.training_module("training.forecast.fit")
-        from ..core.forecast.jobs import read_ndsi_series
+        from ..core.products.ndsi import read_ndsi_series
 
         series = [read_ndsi_series(path) for path in self.raster_paths(parameters, self.SERIES, context)]
         result = self.run_training(lambda: fit.fit_on_series(

@@ -7,15 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
-    QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -25,6 +22,7 @@ from qgis.core import (
 )
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
+from . import grid_params
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 
@@ -78,9 +76,6 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     ENGINE = "ENGINE"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
-    TARGET_CRS = "TARGET_CRS"
-    PIXEL_SIZE = "PIXEL_SIZE"
-    EXTENT = "EXTENT"
     MODEL = "MODEL"
     OUTPUT = "OUTPUT"
 
@@ -112,15 +107,12 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.OVERLAP, "Tile overlap (px)",
                 QgsProcessingParameterNumber.Type.Integer, 64, minValue=0, maxValue=2048))
-        for parameter in (
-                QgsProcessingParameterCrs(self.TARGET_CRS, "Output CRS (empty: image A's)", optional=True),
-                QgsProcessingParameterNumber(self.PIXEL_SIZE, "Output pixel size (m, 0: image A's)",
-                                             QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0),
-                QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True),
-                QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)",
-                                           extension="onnx", optional=True)):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-            self.addParameter(parameter)
+        grid_params.add_grid_parameters(self, "Output pixel size (m, 0: image A's)",
+                                        "Output CRS (empty: image A's; the automatic one for an image in degrees)",
+                                        extent=True)
+        model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)", extension="onnx", optional=True)
+        model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(model)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
 
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
@@ -139,28 +131,12 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
-            grid_request=self._grid_request(parameters, context),
+            grid_spec=grid_params.grid_spec(
+                self, parameters, context, self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()),
             engine_params=self.raft_model(parameters, context),
         )
         result = run_pair_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output}
-
-    def _grid_request(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Any | None:
-        """The user's output grid (CRS, pixel size, extent), or None for image A's grid."""
-        from ..core.io.raster import GridRequest
-
-        crs = self.parameterAsCrs(parameters, self.TARGET_CRS, context)
-        pixel_size = self.parameterAsDouble(parameters, self.PIXEL_SIZE, context)
-        has_extent = parameters.get(self.EXTENT) not in (None, "")
-        if not crs.isValid() and not pixel_size and not has_extent:
-            return None
-        grid_crs = crs if crs.isValid() else self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()
-        bounds = None
-        if has_extent:
-            extent = self.parameterAsExtent(parameters, self.EXTENT, context, grid_crs)
-            bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
-        wkt = crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL) if crs.isValid() else None
-        return GridRequest(wkt, pixel_size or None, bounds)
 
     def _band(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> int | None:
         if self.is_unset(parameters, name):

@@ -35,6 +35,7 @@ from ..processing import imagery_params
 from ..processing.annual_velocity import AnnualVelocityAlgorithm as Annual
 from .layers import ResultLayers, load_results
 from .map_tool import PolygonMapTool, set_area
+from .modes import VelocityMode
 from .parameter_widgets import UNSET, ParameterField, field_for
 from .stake_layers import stake_layer
 from .vector_export import polygon_file
@@ -68,7 +69,7 @@ def source_names() -> list[str]:
     return list(SOURCE_NAMES)
 
 
-class AreaMode(QWidget):
+class AreaMode(VelocityMode, QWidget):
     """Inputs of an annual run over an area; ``parameters()`` for the algorithm, ``load()`` for its result."""
 
     algorithm_id = ALGORITHM_ID

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any, Union
+from typing import Any
 
 from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsDockWidget
@@ -33,12 +33,12 @@ from .area_mode import AreaMode
 from .forecast_layers import ForecastLayers
 from .forecast_mode import ForecastMode
 from .layers import ResultLayers
+from .modes import DockMode
 from .pair_mode import PairMode
-from .task import LogFeedback, start_algorithm, start_chain
+from .task import LogFeedback
 from .widgets import HelpDialog
 
 SETTINGS = "glacierflow/dock/"
-Mode = Union[PairMode, AreaMode, ForecastMode]
 
 
 class GlacierFlowDock(QgsDockWidget):
@@ -55,7 +55,7 @@ class GlacierFlowDock(QgsDockWidget):
         self._task = None
         self._context = None
         self._feedback: LogFeedback | None = None
-        self._running: Mode | None = None
+        self._running: DockMode | None = None
         self._parameters: dict[str, Any] = {}
         self._started = 0.0
         self._help: QDialog | None = None
@@ -115,11 +115,11 @@ class GlacierFlowDock(QgsDockWidget):
     def _canvas(self) -> Any:
         return self.iface.mapCanvas() if self.iface is not None and hasattr(self.iface, "mapCanvas") else None
 
-    def current_mode(self) -> Mode:
+    def current_mode(self) -> DockMode:
         """The mode of the visible tab."""
         return self.modes.currentWidget().widget()
 
-    def set_mode(self, mode: Mode) -> None:
+    def set_mode(self, mode: DockMode) -> None:
         """Show ``mode``'s tab (``dock.pair``, ``dock.area`` or ``dock.forecast``)."""
         self.modes.setCurrentWidget(self._pages[id(mode)])
 
@@ -155,12 +155,7 @@ class GlacierFlowDock(QgsDockWidget):
             self._feedback.message.connect(self.log)
             self._feedback.progressChanged.connect(self._on_progress)
             self.log(mode.describe(parameters))  # before the job's own lines
-            if isinstance(mode, ForecastMode):  # two algorithms, one after the other
-                self._task, self._context = start_chain(mode.steps(parameters), self._feedback,
-                                                        self._on_executed), None
-            else:
-                self._task, self._context = start_algorithm(mode.algorithm_id, parameters, self._feedback,
-                                                            self._on_executed)
+            self._task, self._context = mode.start(parameters, self._feedback, self._on_executed)
         except ValueError as error:
             self._feedback = None
             self.log(str(error), True)
@@ -203,25 +198,13 @@ class GlacierFlowDock(QgsDockWidget):
     def _load(self, results: dict[str, Any]) -> None:
         self.results = self._running.load(results, self._parameters)
         self.progress.setValue(100)
-        seconds = time.monotonic() - self._started
-        if isinstance(self.results, ForecastLayers):
-            lines, main_layer = self.forecast.report(self.results, results, seconds), self.results.layers[0]
-        else:
-            lines, main_layer = self._velocity_report(self.results, seconds), self.results.speed
+        lines, main_layer = self._running.report(self.results, results, time.monotonic() - self._started)
         for line in lines:
             self.log(line)
         self._set_status("Done")
         if self.iface is not None and hasattr(self.iface, "setActiveLayer"):
             self.iface.setActiveLayer(main_layer)
             self.iface.zoomToActiveLayer()
-
-    @staticmethod
-    def _velocity_report(results: ResultLayers, seconds: float) -> list[str]:
-        hidden = [layer.name() for layer in (results.validity, results.uncertainty) if layer is not None]
-        stakes = f", {results.stakes.featureCount()} GPS stakes" if results.stakes is not None else ""
-        return [f"Result ({seconds:.1f} s): {results.speed.source()}",
-                f"Loaded '{results.group.name()}': speed, {results.arrows.featureCount()} direction "
-                f"arrows{stakes}" + (f", {' and '.join(hidden)} (hidden)." if hidden else ".")]
 
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)

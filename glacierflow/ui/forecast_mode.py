@@ -14,7 +14,9 @@ from typing import Any, Callable
 from qgis.core import (
     QgsApplication,
     QgsGeometry,
+    QgsMapLayer,
     QgsProcessingAlgorithm,
+    QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingUtils,
     QgsSettings,
@@ -40,7 +42,7 @@ from ..processing.ndsi_series import NdsiSeriesAlgorithm as Series
 from .area_mode import LOCAL_SOURCE, REMOTE_ONLY, AreaMode, source_names
 from .forecast_layers import FORECAST_GROUP, ForecastLayers, load_forecast
 from .parameter_widgets import UNSET, ParameterField, field_for
-from .task import ChainStep
+from .task import ChainStep, start_chain
 from .widgets import AreaPicker
 
 SERIES_ID = "glacierflow:" + Series.ALGORITHM_ID
@@ -387,14 +389,21 @@ class ForecastMode(QWidget):
         model = self._model_name(parameters[FORECAST_ID])
         return load_forecast(forecast, series=series, group_name=f"{FORECAST_GROUP} ({model})")
 
-    def report(self, layers: ForecastLayers, results: dict[str, dict[str, Any]], seconds: float) -> list[str]:
-        """Log lines for a finished run: the products, the layers and the hindcast scores (MSE)."""
+    def start(self, parameters: dict[str, dict[str, Any]], feedback: QgsProcessingFeedback,
+              on_executed: Callable[[bool, dict[str, Any]], None]) -> tuple[Any, Any]:
+        """Queue the chain (the series, then the forecast); a chain keeps its own contexts."""
+        return start_chain(self.steps(parameters), feedback, on_executed), None
+
+    def report(self, layers: ForecastLayers, results: dict[str, dict[str, Any]],
+               seconds: float) -> tuple[list[str], QgsMapLayer]:
+        """Log lines for a finished run (the products, the layers and the hindcast MSE), and the first
+        forecast window to show."""
         forecast = results[FORECAST_ID]
         lines = [f"Result ({seconds:.1f} s): {forecast.get(Forecast.OUTPUT)}",
                  f"Loaded '{layers.group.name()}': {len(layers.layers)} forecast windows "
                  f"({layers.layers[0].name()} to {layers.layers[-1].name()})"
                  + (f" and the series ({layers.series.name()}, hidden)." if layers.series is not None else ".")]
-        return lines + hindcast_report(forecast)
+        return lines + hindcast_report(forecast), layers.layers[0]
 
     def release(self) -> None:
         """Nothing to release: the map tool is the Area mode's."""

@@ -7,7 +7,6 @@ the product, so a saved project reopens with them.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +32,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from ..core.io.atomic import atomic_path, remove_quietly
 from ..core.io.style import nice_maximum
+from ..core.products import velocity
+from ..core.products.velocity import open_velocity
 from ..core.velocity.arrows import Arrows, arrow_spacing, arrows_from_samples, sample_positions
 from ..qgis_compat import make_field
 
@@ -70,12 +72,12 @@ def product_metadata(path: str) -> dict[str, str]:
 def group_name(metadata: dict[str, str], engine: str = "") -> str:
     """``GlacierFlow <engine> <date A> - <date B>`` from a pair product's metadata;
     ``GlacierFlow annual <engine> <first date> - <last date>`` for a stack of pairs."""
-    engine = metadata.get("ENGINE", engine) or "?"
-    if "ACQUISITION_A" not in metadata and "FIRST_ACQUISITION" in metadata:
-        first, last = metadata["FIRST_ACQUISITION"][:10], metadata.get("LAST_ACQUISITION", "?")[:10]
+    engine = metadata.get(velocity.ENGINE, engine) or "?"
+    if velocity.ACQUISITION_A not in metadata and velocity.FIRST_ACQUISITION in metadata:
+        first, last = metadata[velocity.FIRST_ACQUISITION][:10], metadata.get(velocity.LAST_ACQUISITION, "?")[:10]
         return f"GlacierFlow annual {engine} {first} - {last}"
-    date_a = metadata.get("ACQUISITION_A", "?")[:10]
-    date_b = metadata.get("ACQUISITION_B", "?")[:10]
+    date_a = metadata.get(velocity.ACQUISITION_A, "?")[:10]
+    date_b = metadata.get(velocity.ACQUISITION_B, "?")[:10]
     return f"GlacierFlow {engine} {date_a} - {date_b}"
 
 
@@ -111,20 +113,12 @@ def validity_layer(path: str, band: int, name: str = "untrusted (failed checks)"
 
 def read_arrows(path: str, across: int = 35, min_speed: float = 0.0) -> Arrows:
     """Sample ``vx``, ``vy`` on a regular grid, reading only the sampled rows (any raster size)."""
-    from osgeo import gdal
-
-    dataset = gdal.Open(path)
-    bands = _band_indices(dataset)
-    width, height = dataset.RasterXSize, dataset.RasterYSize
+    product = open_velocity(path)
+    dataset, width, height = product.dataset, product.grid.width, product.grid.height
     rows, cols = sample_positions(width, height, arrow_spacing(width, height, across))
-    vx = np.stack([_read_row(dataset, bands["vx"], int(row), cols) for row in rows])
-    vy = np.stack([_read_row(dataset, bands["vy"], int(row), cols) for row in rows])
-    return arrows_from_samples(vx, vy, rows, cols, dataset.GetGeoTransform(), min_speed=min_speed)
-
-
-def _band_indices(dataset) -> dict[str, int]:
-    names = {dataset.GetRasterBand(i).GetDescription(): i for i in range(1, dataset.RasterCount + 1)}
-    return {"vx": names.get("vx", 1), "vy": names.get("vy", 2)}
+    vx = np.stack([_read_row(dataset, product.bands["vx"], int(row), cols) for row in rows])
+    vy = np.stack([_read_row(dataset, product.bands["vy"], int(row), cols) for row in rows])
+    return arrows_from_samples(vx, vy, rows, cols, product.grid.transform, min_speed=min_speed)
 
 
 def _read_row(dataset, band_index: int, row: int, cols: np.ndarray) -> np.ndarray:
@@ -202,23 +196,20 @@ def write_points_gpkg(path: str, fields: QgsFields, features: list[QgsFeature],
     Raises:
         OSError: the folder cannot be written.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp.gpkg")
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = os.path.splitext(os.path.basename(path))[0]
-    writer = QgsVectorFileWriter.create(temporary, fields, QgsWkbTypes.Type.Point, crs,
-                                        QgsProject.instance().transformContext(), options)
-    try:
-        if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
-            raise OSError(f"Could not write {path}: {writer.errorMessage()}")
-        writer.addFeatures(features)
-        del writer  # closes the file
-        os.replace(temporary, path)
-    finally:
-        for leftover in (temporary, temporary + "-wal", temporary + "-shm"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+    with atomic_path(path, ".gpkg") as temporary:
+        try:
+            writer = QgsVectorFileWriter.create(temporary, fields, QgsWkbTypes.Type.Point, crs,
+                                                QgsProject.instance().transformContext(), options)
+            if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+                raise OSError(f"Could not write {path}: {writer.errorMessage()}")
+            writer.addFeatures(features)
+            del writer  # closes the file
+        finally:
+            for journal in (temporary + "-wal", temporary + "-shm"):
+                remove_quietly(journal)
     return path
 
 

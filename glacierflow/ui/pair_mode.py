@@ -9,6 +9,7 @@ from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QLineEdit, QVBoxLayout, QWidget
 
 from .layers import ResultLayers, load_results
+from .modes import VelocityMode
 from .vector_export import export_polygons
 from .widgets import RasterPicker, engine_combo, output_widget, restore_engine, spin_box
 
@@ -17,7 +18,7 @@ SETTINGS = "glacierflow/dock/"
 DATE_HINT = "e.g. 2021-08-01; empty: read from the file"
 
 
-class PairMode(QWidget):
+class PairMode(VelocityMode, QWidget):
     """Inputs of one pair; ``parameters()`` for the algorithm, ``load()`` for its result."""
 
     algorithm_id = ALGORITHM_ID

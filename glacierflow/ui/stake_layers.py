@@ -4,7 +4,7 @@ The stake table is the CSV that ``core.validation.stakes.write_csv_report`` writ
 ``<output>_stakes.csv`` of the annual algorithm): one row per stake and product with x, y
 in the product's CRS and speeds in m/yr, then a blank line and a summary. The points are
 written to a GeoPackage beside the table, so a saved project reopens with them. Symbols
-show the error relative to the measured speed.
+show the error relative to the measured speed (the style of :mod:`..processing.styles`).
 """
 from __future__ import annotations
 
@@ -17,32 +17,15 @@ from qgis.core import (
     QgsFeature,
     QgsFields,
     QgsGeometry,
-    QgsMarkerSymbol,
-    QgsPalLayerSettings,
     QgsPointXY,
-    QgsRuleBasedRenderer,
-    QgsTextBufferSettings,
-    QgsTextFormat,
     QgsVectorLayer,
-    QgsVectorLayerSimpleLabeling,
 )
-from qgis.PyQt.QtGui import QColor
 
+from ..processing.styles import apply_stake_style
 from ..qgis_compat import make_field
 from .layers import memory_points, write_points_gpkg
 
-LABEL_EXPRESSION = ("format_number(\"measured_speed\", 1) || ' / ' || "
-                    "coalesce(format_number(\"estimated_speed\", 1), '–') || ' m/yr'")
-# (legend label, filter, colour): the error relative to the measured speed; the filters exclude each
-# other, as a rule-based renderer draws every rule that matches.
-ERROR_RULES = (
-    ("no estimate", '"diff_speed" IS NULL', QColor(150, 150, 150)),
-    ("error ≤ 10 % of measured", 'abs("diff_speed") <= 0.1 * "measured_speed"', QColor(26, 152, 80)),
-    ("error 10–25 %", 'abs("diff_speed") > 0.1 * "measured_speed" AND abs("diff_speed") <= 0.25 * "measured_speed"',
-     QColor(254, 178, 76)),
-    ("error > 25 %", 'abs("diff_speed") > 0.25 * "measured_speed"', QColor(215, 48, 39)),
-)
-NUMBER_COLUMNS = ("measured_speed", "estimated_speed", "diff_speed")
+NUMBER_COLUMNS = ("measured_speed", "estimated_speed", "diff_speed")  # measured, estimated, difference
 
 
 def read_stake_table(path: str, product: str = "") -> list[dict[str, str]]:
@@ -101,34 +84,6 @@ def stake_features(rows: list[dict[str, str]], fields: QgsFields) -> list[QgsFea
     return features
 
 
-def stake_renderer() -> QgsRuleBasedRenderer:
-    """Circles coloured by the error relative to the measured speed (see :data:`ERROR_RULES`)."""
-    root = QgsRuleBasedRenderer.Rule(None)
-    for label, expression, colour in ERROR_RULES:
-        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "color": colour.name(), "size": "3.2",
-                                               "size_unit": "MM", "outline_color": "35,35,35,255",
-                                               "outline_width": "0.3"})
-        root.appendChild(QgsRuleBasedRenderer.Rule(symbol, 0, 0, expression, label))
-    return QgsRuleBasedRenderer(root)
-
-
-def stake_labeling() -> QgsVectorLayerSimpleLabeling:
-    """Labels "measured / estimated m/yr" in dark text with a white halo."""
-    settings = QgsPalLayerSettings()
-    settings.fieldName = LABEL_EXPRESSION
-    settings.isExpression = True
-    text = QgsTextFormat()
-    text.setSize(9)
-    text.setColor(QColor(20, 20, 20))
-    buffer = QgsTextBufferSettings()
-    buffer.setEnabled(True)
-    buffer.setSize(1.0)
-    buffer.setColor(QColor(255, 255, 255))
-    text.setBuffer(buffer)
-    settings.setFormat(text)
-    return QgsVectorLayerSimpleLabeling(settings)
-
-
 def stake_layer(table: str, crs: QgsCoordinateReferenceSystem, product: str = "",
                 name: str = "GPS stakes (measured / estimated m/yr)") -> QgsVectorLayer:
     """The stakes of ``table`` (positions in ``crs``, the product's CRS), styled and labelled.
@@ -145,11 +100,8 @@ def stake_layer(table: str, crs: QgsCoordinateReferenceSystem, product: str = ""
         layer = None
     if layer is None or not layer.isValid():
         layer = memory_points(fields, features, crs, name)
-    layer.setRenderer(stake_renderer())
-    layer.setLabeling(stake_labeling())
-    layer.setLabelsEnabled(True)
+    apply_stake_style(layer, *NUMBER_COLUMNS)
     return layer
 
 
-__all__ = ["ERROR_RULES", "LABEL_EXPRESSION", "read_stake_table", "stake_features", "stake_fields",
-           "stake_labeling", "stake_layer", "stake_renderer"]
+__all__ = ["read_stake_table", "stake_features", "stake_fields", "stake_layer"]

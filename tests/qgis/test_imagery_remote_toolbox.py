@@ -22,8 +22,9 @@ from servers.catalog import epsg_wkt, footprint_lonlat, stac_item, write_cog, wr
 from servers.file_server import FileServer
 from servers.rustac_api import RustacServer, rustac_executable
 
+from glacierflow.core.geo.crs import same_crs, transform_bounds
 from glacierflow.core.geo.grid import Grid
-from glacierflow.core.io.raster import same_crs, transform_bounds, write_array
+from glacierflow.core.io.raster import write_array
 from glacierflow.core.io.timestamps import DAYS_PER_YEAR
 from glacierflow.core.velocity.convert import displacement_to_velocity
 from training.sample_series import advect

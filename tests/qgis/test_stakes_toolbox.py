@@ -30,15 +30,19 @@ def test_compare_stakes_through_processing(plugin, products, tmp_path):  # noqa:
     assert Path(result["REPORT_CSV"]).exists() and Path(result["REPORT_HTML"]).exists()
 
 
-def test_stake_style_labels_the_difference(plugin, tmp_path):
+def test_stake_style_colours_the_error_and_labels_measured_over_estimated(plugin, tmp_path):
     from qgis.core import QgsVectorLayer
 
-    from glacierflow.processing.stakes import apply_stake_style
+    from glacierflow.processing.styles import apply_stake_style
 
-    layer = QgsVectorLayer("Point?crs=EPSG:32606&field=diff_truth:double", "s", "memory")
-    apply_stake_style(layer, "diff_truth")
-    assert layer.labelsEnabled() and "diff_truth" in layer.labeling().settings().fieldName
-    assert layer.renderer().type() == "singleSymbol"
+    layer = QgsVectorLayer("Point?crs=EPSG:32606&field=measured:double&field=est_truth:double"
+                           "&field=diff_truth:double", "s", "memory")
+    apply_stake_style(layer, "measured", "est_truth", "diff_truth")
+    label = layer.labeling().settings().fieldName
+    assert layer.labelsEnabled() and '"measured"' in label and '"est_truth"' in label
+    rules = layer.renderer().rootRule().children()
+    assert layer.renderer().type() == "RuleRenderer" and len(rules) == 4
+    assert all('"diff_truth"' in rule.filterExpression() for rule in rules)
 
 
 def test_loaded_output_is_styled_by_the_post_processor(plugin, products, tmp_path):  # noqa: F811
@@ -53,5 +57,6 @@ def test_loaded_output_is_styled_by_the_post_processor(plugin, products, tmp_pat
     layer = QgsProject.instance().mapLayer(result["OUTPUT"]) or next(
         iter(QgsProject.instance().mapLayersByName("Stakes compared")), None)
     assert layer is not None and layer.labelsEnabled()
-    assert "diff_truth" in layer.labeling().settings().fieldName
+    assert '"est_truth"' in layer.labeling().settings().fieldName
+    assert layer.renderer().type() == "RuleRenderer"
     QgsProject.instance().removeMapLayer(layer.id())

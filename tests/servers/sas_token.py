@@ -35,7 +35,7 @@ class SasTokenServer(LocalServer):
         super().__init__(_TokenHandler)
 
     @property
-    def token_url(self) -> str:
+    def signing_url(self) -> str:
         """The token endpoint template, ``{collection}`` to be filled in."""
         return f"{self.url}{TOKEN_PATH}{{collection}}"
 

@@ -13,6 +13,7 @@ from glacierflow.core.forecast import jobs
 from glacierflow.core.forecast.onnx_forecaster import list_shipped_forecasters
 from glacierflow.core.forecast.series import build_ndsi_series, landsat_reflectance
 from glacierflow.core.imagery import LocalFolderSource
+from glacierflow.core.products.ndsi import read_ndsi_series, write_ndsi_series
 from training.forecast.generator import write_sample_scenes
 
 SHAPE = (110, 120)
@@ -48,7 +49,7 @@ def test_local_files_pair_into_green_and_swir1(sample_folder):
 
 
 def test_series_job_equals_the_chain_on_the_same_scenes(sample_folder, series_path):
-    series = jobs.read_ndsi_series(series_path)
+    series = read_ndsi_series(series_path)
     assert series.frames.shape[1:] == SHAPE and series.window_months == 3
     assert all(t.month in (1, 4, 7, 10) and t.day == 1 for t in series.times)
     assert len(series.times) >= 12
@@ -84,7 +85,7 @@ def test_forecast_job_writes_the_next_windows_and_scores_the_hindcast(series_pat
     model = _forecaster()
     out, flow = str(tmp_path / "forecast.tif"), str(tmp_path / "flow.tif")
     result = jobs.run_forecast_job(jobs.ForecastJob(series_path, model, out, flow_output=flow, stride=25))
-    series = jobs.read_ndsi_series(series_path)
+    series = read_ndsi_series(series_path)
     assert result.window_starts[0] > series.times[-1]
     assert result.window_starts[0] == datetime(series.times[-1].year + (series.times[-1].month == 10),
                                                series.times[-1].month % 12 + 3, 1, tzinfo=timezone.utc)
@@ -100,10 +101,10 @@ def test_forecast_job_writes_the_next_windows_and_scores_the_hindcast(series_pat
 
 def test_forecast_refuses_a_series_of_other_windows(series_path, tmp_path):
     model = _forecaster()
-    series = jobs.read_ndsi_series(series_path)
+    series = read_ndsi_series(series_path)
     series.window_months = 1
     odd = str(tmp_path / "monthly.tif")
-    jobs.write_ndsi_series(odd, series)
+    write_ndsi_series(odd, series)
     out = tmp_path / "f.tif"
     with pytest.raises(GlacierFlowError, match="1-month windows"):
         jobs.run_forecast_job(jobs.ForecastJob(odd, model, str(out)))
@@ -117,4 +118,4 @@ def long_series_path(tmp_path_factory):
     series = synthetic_series((100, 100), years=6, seed=21)
     series.grid = sample_ndsi_grid((100, 100))
     path = str(tmp_path_factory.mktemp("long") / "long_series.tif")
-    return jobs.write_ndsi_series(path, series)
+    return write_ndsi_series(path, series)

@@ -15,7 +15,7 @@ import pytest
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback, JobCancelled
 from glacierflow.core.forecast.onnx_forecaster import OnnxForecaster, list_shipped_forecasters
-from glacierflow.core.velocity.flow.raft_onnx import CPU
+from glacierflow.core.onnx_runtime import CPU
 
 pytest.importorskip("onnxruntime")
 

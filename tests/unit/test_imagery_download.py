@@ -17,15 +17,18 @@ from osgeo import gdal, osr
 
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback, JobCancelled
+from glacierflow.core.geo.area import Area
+from glacierflow.core.geo.crs import same_crs
 from glacierflow.core.geo.grid import Grid
 from glacierflow.core.geo.gridspec import (
     MAX_SIDE_PX,
+    GridSpec,
     default_pixel_size,
-    job_grid_for_area,
+    resolve_grid,
     sensor_of,
     sensor_pixel_size,
 )
-from glacierflow.core.imagery import Area, LocalFolderSource, Scene
+from glacierflow.core.imagery import LocalFolderSource, Scene
 from glacierflow.core.imagery.download import (
     download_name,
     download_scenes,
@@ -33,9 +36,14 @@ from glacierflow.core.imagery.download import (
     keep_valid,
     write_download_table,
 )
-from glacierflow.core.io.raster import same_crs, write_array
+from glacierflow.core.io.raster import write_array
 from glacierflow.core.workflows.annual import AnnualJob, run_annual_job
 from training.sample_series import write_sample_series
+
+
+def job_grid_for_area(area, pixel_size_m, crs_wkt=None, feedback=None):
+    """The job grid of an area job (what the annual, download and NDSI jobs resolve)."""
+    return resolve_grid(GridSpec(crs_wkt, pixel_size_m), area=area, feedback=feedback)
 
 
 def _wkt(epsg: int) -> str:

@@ -22,11 +22,13 @@ from ee_server import EarthEngineServer, FakeImage
 from osgeo import gdal, osr
 
 from glacierflow.core.errors import GlacierFlowError
+from glacierflow.core.geo.area import Area
+from glacierflow.core.geo.crs import transform_bounds
 from glacierflow.core.geo.grid import Grid
-from glacierflow.core.imagery import Area, SceneCache
+from glacierflow.core.imagery import SceneCache
 from glacierflow.core.imagery import earth_engine as ee_source
 from glacierflow.core.imagery.earth_engine import EarthEngineSource, month_windows, resolve_login
-from glacierflow.core.io.raster import transform_bounds, write_array
+from glacierflow.core.io.raster import write_array
 
 SR = "COPERNICUS/S2_SR_HARMONIZED"
 L1C = "COPERNICUS/S2_HARMONIZED"
@@ -467,7 +469,7 @@ def test_unsupported_collection_and_missing_package(monkeypatch, tmp_path):
 def test_listing_region_of_an_antimeridian_polygon_is_two_boxes_not_the_globe():
     from osgeo import osr
 
-    from glacierflow.core.imagery import Area
+    from glacierflow.core.geo.area import Area
     from glacierflow.core.imagery.earth_engine import _wgs84_box
 
     srs = osr.SpatialReference()

@@ -11,9 +11,10 @@ import pytest
 from osgeo import osr
 
 from glacierflow.core.errors import GlacierFlowError
+from glacierflow.core.geo.area import Area
+from glacierflow.core.geo.crs import transform_bounds
 from glacierflow.core.geo.grid import Grid
 from glacierflow.core.imagery import (
-    Area,
     LocalFolderSource,
     Scene,
     cross_year_pairs,
@@ -24,7 +25,7 @@ from glacierflow.core.imagery import (
     write_pairs_csv,
 )
 from glacierflow.core.imagery import base as imagery_base
-from glacierflow.core.io.raster import transform_bounds, write_array
+from glacierflow.core.io.raster import write_array
 
 
 def _wkt(epsg: int) -> str:

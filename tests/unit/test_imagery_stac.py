@@ -23,8 +23,9 @@ from servers.rustac_api import RustacServer, rustac_executable
 from servers.sas_token import SasTokenServer
 
 from glacierflow.core.errors import GlacierFlowError
+from glacierflow.core.geo.area import Area
 from glacierflow.core.geo.grid import Grid
-from glacierflow.core.imagery.base import Area, parse_date_bound, parse_months
+from glacierflow.core.imagery.base import parse_date_bound, parse_months
 from glacierflow.core.imagery.stac import StacSource, query_geometry, time_windows
 from glacierflow.core.imagery.stac_client import Capabilities
 from glacierflow.core.imagery.stac_profiles import LANDSAT_C2_L2
@@ -203,7 +204,7 @@ def clean_servers(request):
 
 
 def pc_source(world: World, tmp_path: Path, profile="planetary_computer_landsat", **options) -> StacSource:
-    settings = dict(api_url=world.pc_url, token_url=world.sas.token_url, cache_dir=str(tmp_path / "cache"),
+    settings = dict(api_url=world.pc_url, signing_url=world.sas.signing_url, cache_dir=str(tmp_path / "cache"),
                     timeout=5.0, retries=2, backoff=0.01)
     settings.update(options)
     return StacSource(profile, **settings)

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from glacierflow.core import onnx_runtime
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback
+from glacierflow.core.onnx_runtime import CPU, CUDA, choose_providers
 from glacierflow.core.velocity.flow import create_engine, default_engine_name, raft_onnx
-from glacierflow.core.velocity.flow.raft_onnx import CPU, CUDA, RaftOnnx, choose_providers, padding_for
+from glacierflow.core.velocity.flow.raft_onnx import RaftOnnx, padding_for
 from glacierflow.core.velocity.pair import PairJob, run_pair_job
 from training.sample import write_sample
 
@@ -122,14 +124,14 @@ def test_session_is_cached(exported: tuple[Any, str]) -> None:
     first = RaftOnnx(exported[1], provider="cpu")
     second = create_engine("raft", model_path=exported[1], provider="cpu")
     assert second.session is first.session
-    raft_onnx.clear_session_cache()
+    onnx_runtime.clear_session_cache()
     renewed = RaftOnnx(exported[1], provider="cpu")
     assert renewed.session is not first.session
     stat = os.stat(exported[1])
     os.utime(exported[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as if re-exported in place
     reloaded = RaftOnnx(exported[1], provider="cpu")
     assert reloaded.session is not renewed.session
-    assert sum(1 for key in raft_onnx._SESSIONS if key[0] == reloaded.model_path and key[2] == "cpu") == 1
+    assert sum(1 for key in onnx_runtime._SESSIONS if key[0] == reloaded.model_path and key[2] == "cpu") == 1
 
 
 # ----------------------------------------------------------- model card ---

@@ -10,8 +10,10 @@ from osgeo import gdal, osr
 
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.geo.grid import Grid, Window
+from glacierflow.core.geo.gridspec import GridSpec, resolve_grid
 from glacierflow.core.geo.outlines import outline_mask
-from glacierflow.core.io.raster import BandSource, BandSpec, ProductWriter, pair_grid, write_array
+from glacierflow.core.io.cog import BandSpec, ProductWriter
+from glacierflow.core.io.raster import BandSource, write_array
 from glacierflow.core.velocity.preprocess import band_statistics, prepare_for_flow, sobel_gradients
 
 
@@ -56,7 +58,7 @@ def test_pair_in_other_crs_and_resolution_is_warped_onto_a(tmp_path):
     x, y, _ = osr.CoordinateTransformation(srs_a, srs_b).TransformPoint(339000.0, 5091000.0)
     grid_b = Grid(srs_b.ExportToWkt(), (x, 20.0, 0.0, y, 0.0, -20.0), 200, 150)
     path_b = write_array(str(tmp_path / "b.tif"), grid_b, np.ones((150, 200), np.float32) * 7)
-    grid = pair_grid(BandSource.open(path_a).grid, BandSource.open(path_b).grid)
+    grid = resolve_grid(images=[BandSource.open(path_a).grid, BandSource.open(path_b).grid])
     assert grid.transform[1] == 10.0 and osr.SpatialReference(wkt=grid.crs_wkt).IsSame(srs_a)
     warped = BandSource.open(path_b).read(grid)
     assert warped.shape == grid.shape
@@ -65,14 +67,14 @@ def test_pair_in_other_crs_and_resolution_is_warped_onto_a(tmp_path):
 
 def test_pair_grid_is_the_intersection(tmp_path):
     shifted = Grid(UTM32, (341000.0, 10.0, 0.0, 5089500.0, 0.0, -10.0), 200, 150)
-    grid = pair_grid(GRID, shifted)
+    grid = resolve_grid(images=[GRID, shifted])
     assert grid.bounds() == (341000.0, 5088500.0, 342000.0, 5089500.0)
 
 
 def test_no_overlap_says_so():
     far = Grid(UTM32, (400000.0, 10.0, 0.0, 5090000.0, 0.0, -10.0), 200, 150)
     with pytest.raises(GlacierFlowError, match="do not overlap"):
-        pair_grid(GRID, far)
+        resolve_grid(images=[GRID, far])
 
 
 def test_missing_crs_says_how_to_assign_one(tmp_path):
@@ -186,23 +188,22 @@ def test_sample_outline_matches_the_generated_glacier(tmp_path):
     assert (mask == truth).mean() > 0.995
 
 
-def test_grid_request_pixel_size_area_and_crs():
-    from glacierflow.core.io.raster import GridRequest
+def test_grid_spec_pixel_size_area_and_crs():
 
-    coarse = pair_grid(GRID, GRID, GridRequest(pixel_size=30.0))
+    coarse = resolve_grid(GridSpec(pixel_size=30.0), images=[GRID, GRID])
     assert coarse.transform[1] == 30.0 and coarse.transform[0] % 30.0 == 0 and coarse.transform[3] % 30.0 == 0
     assert coarse.bounds()[0] >= 340000.0 and coarse.bounds()[2] <= 342000.0
-    area = pair_grid(GRID, GRID, GridRequest(bounds=(340500.0, 5089000.0, 341000.0, 5089500.0)))
+    area = resolve_grid(GridSpec(bounds=(340500.0, 5089000.0, 341000.0, 5089500.0)), images=[GRID, GRID])
     assert area.bounds() == (340500.0, 5089000.0, 341000.0, 5089500.0)
     assert area.transform[1] == 10.0  # image A's own pixels are kept
-    other = pair_grid(GRID, GRID, GridRequest(crs_wkt=_wkt(32631), pixel_size=20.0))
+    other = resolve_grid(GridSpec(crs_wkt=_wkt(32631), pixel_size=20.0), images=[GRID, GRID])
     assert osr.SpatialReference(wkt=other.crs_wkt).GetUTMZone() == 31 and other.transform[1] == 20.0
     with pytest.raises(GlacierFlowError, match="degrees"):
-        pair_grid(GRID, GRID, GridRequest(crs_wkt=_wkt(4326)))
+        resolve_grid(GridSpec(crs_wkt=_wkt(4326)), images=[GRID, GRID])
 
 
 def test_image_in_degrees_goes_to_its_utm_zone(tmp_path):
     wgs = Grid(_wkt(4326), (6.90, 0.0001, 0.0, 45.92, 0.0, -0.0001), 300, 200)
-    grid = pair_grid(wgs, wgs)
+    grid = resolve_grid(images=[wgs, wgs])
     assert osr.SpatialReference(wkt=grid.crs_wkt).GetUTMZone() == 32
     assert 7.0 <= grid.pixel_size[0] <= 12.0  # 0.0001 degrees is 7.8 m east-west and 11 m north-south here

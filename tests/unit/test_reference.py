@@ -9,9 +9,11 @@ import pytest
 from osgeo import gdal, osr
 
 from glacierflow.core.errors import GlacierFlowError
+from glacierflow.core.geo.crs import spatial_reference, transform_bounds
 from glacierflow.core.geo.grid import Grid
 from glacierflow.core.geo.outlines import outline_mask
-from glacierflow.core.io.raster import BandSpec, ProductWriter, spatial_reference, transform_bounds, write_array
+from glacierflow.core.io.cog import BandSpec, ProductWriter
+from glacierflow.core.io.raster import write_array
 from glacierflow.core.validation.reference import ReferenceJob, direction_difference, run_reference_comparison
 
 NODATA = -32767.0

@@ -9,9 +9,9 @@ import pytest
 from osgeo import gdal, ogr, osr
 
 from glacierflow.core.errors import GlacierFlowError
-from glacierflow.core.io.raster import ProductWriter
+from glacierflow.core.io.cog import ProductWriter
+from glacierflow.core.products.velocity import GLACIER_BAND, PAIR_BANDS
 from glacierflow.core.validation.stable_ground import StableGroundJob, run_stable_ground
-from glacierflow.core.velocity.pair import GLACIER_BAND, PRODUCT_BANDS
 from training.sample import sample_grid
 
 SHAPE = (100, 120)
@@ -61,7 +61,7 @@ def product(tmp_path_factory):
     vx[:5, :] = np.nan  # untracked pixels are ignored
     vy[:5, :] = np.nan
     path = str(folder / "pair.tif")
-    with ProductWriter(path, grid, PRODUCT_BANDS + [GLACIER_BAND]) as writer:
+    with ProductWriter(path, grid, PAIR_BANDS + [GLACIER_BAND]) as writer:
         writer.write_rows(0, {"vx": vx, "vy": vy, "speed": np.hypot(vx, vy),
                               "valid": np.isfinite(vx).astype(np.float32), "glacier": glacier})
         writer.finish({"INTERVAL_DAYS": "365.25", "P95_SPEED_M_PER_YR": "300"})
@@ -141,7 +141,7 @@ def test_no_stable_pixel_is_a_clear_error(product, tmp_path):
 def test_no_stable_definition_is_a_clear_error(tmp_path):
     grid = sample_grid((20, 20))
     path = str(tmp_path / "bare.tif")
-    with ProductWriter(path, grid, PRODUCT_BANDS) as writer:
+    with ProductWriter(path, grid, PAIR_BANDS) as writer:
         zeros = np.zeros((20, 20), dtype=np.float32)
         writer.write_rows(0, {"vx": zeros, "vy": zeros, "speed": zeros, "valid": zeros + 1})
         writer.finish({})

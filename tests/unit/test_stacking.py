@@ -11,8 +11,8 @@ from osgeo import gdal
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback, JobCancelled
 from glacierflow.core.geo.grid import Grid
-from glacierflow.core.io.raster import ProductWriter
-from glacierflow.core.velocity.pair import PRODUCT_BANDS
+from glacierflow.core.io.cog import ProductWriter
+from glacierflow.core.products.velocity import PAIR_BANDS
 from glacierflow.core.velocity.stacking import StackJob, combine, run_stack_job
 from training.sample import sample_grid
 
@@ -33,7 +33,7 @@ def truth(shape=SHAPE):
 def write_pair(path, grid, vx, vy, days, start="2021-07-01T00:00:00Z"):
     """A pair product as run_pair_job writes it (vx, vy, speed, valid; INTERVAL_DAYS)."""
     valid = np.isfinite(vx) & np.isfinite(vy)
-    with ProductWriter(str(path), grid, PRODUCT_BANDS) as writer:
+    with ProductWriter(str(path), grid, PAIR_BANDS) as writer:
         writer.write_rows(0, {"vx": vx, "vy": vy, "speed": np.hypot(vx, vy), "valid": valid.astype(np.float32)})
         writer.finish({"INTERVAL_DAYS": f"{days:.6f}", "ACQUISITION_A": start,
                        "ACQUISITION_B": f"2022-{int(days) % 12 + 1:02d}-01T00:00:00Z", "ENGINE": "synthetic"})

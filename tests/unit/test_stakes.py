@@ -10,8 +10,9 @@ import pytest
 from osgeo import ogr, osr
 
 from glacierflow.core.errors import GlacierFlowError
+from glacierflow.core.geo.crs import wgs84_wkt
 from glacierflow.core.geo.grid import Grid
-from glacierflow.core.io.raster import BandSpec, ProductWriter
+from glacierflow.core.io.cog import BandSpec, ProductWriter
 from glacierflow.core.validation import stakes as core
 from training.sample import sample_grid
 
@@ -140,7 +141,7 @@ def test_lonlat_stakes_with_positions_and_dates_are_rotated_into_the_product_crs
 def test_measured_vector_in_lonlat_is_rotated_not_copied():
     x, y = centre(40.0, 30.0)
     (lon, lat), = _lonlat([(x, y)])
-    stake = core.Stake("R", lon, lat, core._epsg_wkt(4326), vx=100.0, vy=0.0, speed=100.0)
+    stake = core.Stake("R", lon, lat, wgs84_wkt(), vx=100.0, vy=0.0, speed=100.0)
     _, _, vx, vy, speed = core.measured_in(stake, grid().crs_wkt)
     assert speed == pytest.approx(100.0) and math.hypot(vx, vy) == pytest.approx(100.0)
     convergence = math.degrees(math.atan2(vy, vx))
@@ -160,12 +161,12 @@ def test_missing_dates_give_a_clear_error(products):
 
 def test_bilinear_and_window_median_sampling(products):
     folder = products[0]
-    spiky = core.VelocityProduct(write_product(folder / "spike.tif", spike=(30, 40)))
+    spiky = core.ProductSampler(write_product(folder / "spike.tif", spike=(30, 40)))
     x, y = centre(40.5, 30.5)  # the spike's pixel centre
     assert spiky.sample(x, y, core.BILINEAR)[0] == pytest.approx(1e4)
     assert spiky.sample(x, y, core.WINDOW_MEDIAN, 3)[0] == pytest.approx(truth_at(x, y)[0], abs=0.2)
     x, y = centre(12.3, 7.8)
-    smooth = core.VelocityProduct(products[1])
+    smooth = core.ProductSampler(products[1])
     assert smooth.sample(x, y, core.BILINEAR)[0] == pytest.approx(truth_at(x, y)[0], abs=1e-3)
     assert core.bilinear(np.array([[1.0, np.nan], [3.0, np.nan]]), 0.5, 1.0) == pytest.approx(2.0)
     assert math.isnan(core.bilinear(np.full((2, 2), np.nan), 0.5, 0.5))

@@ -1,4 +1,4 @@
-"""Realistic synthetic Landsat green / SWIR1 series of a glacierised valley (issue 6, item 6).
+"""Realistic synthetic Landsat green / SWIR1 series of a glacierised valley.
 
 No real Landsat series is reachable from the build machine, so the
 forecasters train and are benchmarked on generated ones. Each scene is

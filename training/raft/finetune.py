@@ -84,6 +84,7 @@ def label_pair(image_a: str, image_b: str, pair_index: int, max_tiles: int = 48,
                feedback: Callable[[str], None] = print) -> list[LabelledTile]:
     """Horn-Schunck labels for up to ``max_tiles`` tiles of one pair (tiles evenly spread over the grid)."""
     from glacierflow.core.geo.grid import Window
+    from glacierflow.core.geo.gridspec import resolve_grid
     from glacierflow.core.io import raster
     from glacierflow.core.velocity import flow as flow_api
     from glacierflow.core.velocity import pair as pair_api
@@ -93,7 +94,7 @@ def label_pair(image_a: str, image_b: str, pair_index: int, max_tiles: int = 48,
     band_statistics, texture_strength = preprocess.band_statistics, preprocess.texture_strength
 
     sources = (raster.BandSource.open(image_a), raster.BandSource.open(image_b))
-    grid = raster.pair_grid(sources[0].grid, sources[1].grid)
+    grid = resolve_grid(images=[sources[0].grid, sources[1].grid])
     stats = tuple(band_statistics(sample_windows(s, grid), n) for s, n in zip(sources, ("A", "B")))
     defaults = pair_api.PairJob(image_a, image_b, "")
     engine = flow_api.create_engine("horn_schunck")

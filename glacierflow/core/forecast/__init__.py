@@ -1,5 +1,6 @@
-"""NDSI snow/ice forecasting (issue 6): the Landsat NDSI series, patches and splits, baselines,
-metrics, the synthetic-series generator and the forecast products.
+"""NDSI snow/ice forecasting: the Landsat NDSI series, patches and splits, baselines, metrics, the
+ONNX forecaster and the jobs (the products' format is :mod:`..products.ndsi`, the synthetic-series
+generator is training code).
 
 Submodules are imported explicitly (``from glacierflow.core.forecast.series import ...``) so that
 importing this package stays cheap inside QGIS.

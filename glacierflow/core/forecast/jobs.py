@@ -4,7 +4,7 @@
 Collection-2 Level-2 ``*_SR_B3`` / ``*_SR_B6`` files, Sentinel-2 ``*_B03`` / ``*_B11``, or a remote
 source offering ``green`` and ``swir1``) -> green and SWIR1 reflectance on the job grid ->
 :func:`.series.build_ndsi_series` (gap filling, ECC, NDSI, mask, windows, interpolation) -> a COG with
-one band per window (WINDOW_START / WINDOW_END tags) that :func:`read_ndsi_series` reads back.
+one band per window (WINDOW_START / WINDOW_END tags) that :func:`..products.ndsi.read_ndsi_series` reads back.
 
 ``run_forecast_job``: the last ``n_in`` windows of a series -> an ONNX forecaster -> the next ``n_out``
 windows as a styled COG, with optical flow between consecutive forecast masks. When the series is long
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +25,11 @@ import numpy as np
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled, StageFeedback
 from ..geo.grid import Grid
-from ..io.raster import remove_quietly
-from .series import NdsiSeries, add_months, as_utc, build_ndsi_series, landsat_reflectance
+from ..geo.gridspec import GridSpec, resolve_grid
+from ..io.atomic import remove_quietly
+from ..products.ndsi import read_ndsi_series, write_ndsi_series
+from .series import NdsiSeries, add_months, build_ndsi_series, landsat_reflectance
 
-PRODUCT_SERIES = "GlacierFlow NDSI series"
 NDSI_PIXEL_SIZE_M = 30.0   # Landsat green and SWIR1
 # Local file names: suffix -> (band, scaling). Landsat C2 L2 DN -> reflectance; Sentinel-2 L2A DN / 10000
 # (a local file does not say its processing baseline, so the +1000 DN offset of baseline >= 04.00 must
@@ -53,7 +54,8 @@ class NdsiSeriesJob:
         max_cloud: largest scene cloud cover (%).
         window_months: averaging window, months; threshold: NDSI snow threshold.
         align: ECC motion ("translation", "euclidean", "affine") or None.
-        pixel_size_m: job grid pixel size (m); crs_wkt: job grid CRS (None: the area's UTM zone).
+        grid_spec: the job grid's CRS and pixel size (m); its pixel size None: 30 m (Landsat green and
+            SWIR1), its CRS None: the area's UTM zone (polar stereographic beyond 72 degrees).
         scenes: scenes already searched (e.g. filtered by valid fraction); None: search with the fields above.
     """
 
@@ -67,8 +69,7 @@ class NdsiSeriesJob:
     window_months: int = 3
     threshold: float = 0.3
     align: str | None = "translation"
-    pixel_size_m: float = NDSI_PIXEL_SIZE_M
-    crs_wkt: str | None = None
+    grid_spec: GridSpec = field(default_factory=GridSpec)
     scenes: list[Any] | None = None
 
 
@@ -120,11 +121,10 @@ def to_reflectance(values: np.ndarray, scaling: str) -> np.ndarray:
 
 
 def job_grid(job: NdsiSeriesJob, first: SceneBands, feedback: Feedback) -> Grid:
-    """The area's grid at ``pixel_size_m``; without an area, a local file's own grid."""
+    """The area's grid (30 m unless the job asks for another pixel size); without an area, a local file's."""
     if job.area is not None:
-        from ..geo.gridspec import job_grid_for_area
-
-        return job_grid_for_area(job.area, job.pixel_size_m, job.crs_wkt, feedback)
+        spec = replace(job.grid_spec, pixel_size=job.grid_spec.pixel_size or NDSI_PIXEL_SIZE_M)
+        return resolve_grid(spec, area=job.area, feedback=feedback)
     if first.scaling == "remote":
         raise GlacierFlowError("A remote imagery source needs an area: draw or choose the glacier polygon.")
     from ..io.raster import BandSource
@@ -170,61 +170,13 @@ def _fetch(source: Any, scene: Any, grid: Grid, scaling: str, band: str) -> np.n
     return source.fetch(scene, grid, band) if scaling == "remote" else source.fetch(scene, grid)
 
 
-def write_ndsi_series(path: str, series: NdsiSeries) -> str:
-    """The series as a COG: band k = window k ("NDSI YYYY-MM-DD..YYYY-MM-DD", WINDOW_START/END, FILLED)."""
-    from ..products.ndsi import _iso, ndsi_style_qml, window_label, write_bands_cog
-
-    if series.grid is None:
-        raise GlacierFlowError("The NDSI series has no grid: it cannot be written as a raster.")
-    descriptions = [f"NDSI {window_label(t, series.window_months)}" for t in series.times]
-    band_metadata = [{"WINDOW_START": _iso(t), "WINDOW_END": _iso(add_months(t, series.window_months)),
-                      "FILLED": "yes" if i in series.filled_windows else "no"} for i, t in enumerate(series.times)]
-    metadata = {"PRODUCT": PRODUCT_SERIES, "WINDOW_MONTHS": str(series.window_months),
-                "NDSI_THRESHOLD": f"{series.threshold:g}",
-                "QUANTITY": "window mean of masked NDSI (NDSI where >= threshold, else 0)"}
-    write_bands_cog(path, series.grid, list(series.frames), descriptions, ["unitless"] * len(series.times),
-                    band_metadata, metadata)
-    ndsi_style_qml(path, band=len(series.times))
-    return path
-
-
-def read_ndsi_series(path: str) -> NdsiSeries:
-    """An NDSI series written by :func:`write_ndsi_series` (or any float raster with WINDOW_START band tags)."""
-    from ..io.raster import grid_of, open_raster
-    from ..io.timestamps import parse_datetime
-
-    dataset = open_raster(path)
-    grid = grid_of(dataset, path)
-    frames, times, filled = [], [], []
-    for index in range(1, dataset.RasterCount + 1):
-        band = dataset.GetRasterBand(index)
-        start = band.GetMetadataItem("WINDOW_START")
-        if not start:
-            raise GlacierFlowError(f"Band {index} of {path} has no WINDOW_START tag: give a series written by "
-                                   "'NDSI series for an area'.")
-        times.append(as_utc(parse_datetime(start)))
-        frames.append(band.ReadAsArray().astype(np.float32))
-        if band.GetMetadataItem("FILLED") == "yes":
-            filled.append(index - 1)
-    window_months = int(dataset.GetMetadataItem("WINDOW_MONTHS") or _months_between(times))
-    threshold = float(dataset.GetMetadataItem("NDSI_THRESHOLD") or 0.3)
-    dataset = None
-    return NdsiSeries(np.stack(frames), times, window_months, threshold, grid, filled)
-
-
-def _months_between(times: Sequence[datetime]) -> int:
-    if len(times) < 2:
-        return 3
-    return (times[1].year - times[0].year) * 12 + times[1].month - times[0].month
-
-
 # ------------------------------------------------------------------------------------------------ forecast
 @dataclass
 class ForecastJob:
     """A forecast of the next windows of an NDSI series.
 
     Attributes:
-        series: the series COG (from :func:`write_ndsi_series`).
+        series: the series COG (from :func:`..products.ndsi.write_ndsi_series`).
         model: a shipped forecaster name (``core.forecast.onnx_forecaster.list_shipped_forecasters``) or an
             .onnx path.
         output: the forecast COG (one band per future window).
@@ -290,13 +242,16 @@ def run_forecast_job(job: ForecastJob, feedback: Feedback | None = None) -> Fore
     card_entries.update({f"hindcast_{model}_{metric}": f"{value:.5f}" for model, scores in hindcast.items()
                          for metric, value in scores.items()})
     written: list[str] = []
+    grid = series.grid
+    if grid is None:
+        raise GlacierFlowError(f"{job.series} has no grid: give a series written by 'NDSI series for an area'.")
     try:
-        written.append(write_forecast_raster(job.output, forecast, series.grid, starts, series.window_months,
+        written.append(write_forecast_raster(job.output, forecast, grid, starts, series.window_months,
                                              card_entries))
         ndsi_style_qml(job.output)
         if job.flow_output:
             flow = forecast_flow(np.nan_to_num(np.concatenate([series.frames[-1:], forecast])))
-            written.append(write_forecast_flow(job.flow_output, flow, series.grid, [series.times[-1]] + starts,
+            written.append(write_forecast_flow(job.flow_output, flow, grid, [series.times[-1]] + starts,
                                                series.window_months))
     except BaseException:
         for path in written:

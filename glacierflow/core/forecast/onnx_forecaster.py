@@ -5,7 +5,7 @@ about a model (patch size, input and output windows, window length, snow
 threshold, input and output names) is read from its card in the ONNX
 ``metadata_props``, where every value is a JSON document. Sessions,
 execution providers and their options are those of the RAFT engine
-(``core.velocity.flow.raft_onnx``), so "auto" takes CUDA when onnxruntime has it and
+(``core.onnx_runtime``), so "auto" takes CUDA when onnxruntime has it and
 :attr:`OnnxForecaster.provider` says which provider actually ran.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from ...definitions import FORECAST_MODELS_DIR
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
-from ..velocity.flow.raft_onnx import CUDA, choose_providers, decode_card, session_options
+from ..onnx_runtime import cached_session, decode_card
 
 TASK = "ndsi_forecast"
 REQUIRED_CARD_KEYS = ("task", "version", "input_names", "output_names", "n_in", "n_out", "patch_size",
@@ -38,17 +38,6 @@ def list_shipped_forecasters() -> dict[str, str]:
     """Shipped forecasters: {architecture name (file stem, e.g. "sa_lstm"): absolute .onnx path}, sorted."""
     paths = sorted(glob.glob(os.path.join(shipped_forecaster_folder(), "*.onnx")))
     return {os.path.splitext(os.path.basename(p))[0]: os.path.abspath(p) for p in paths}
-
-
-def _onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise GlacierFlowError(
-            "NDSI forecasting needs onnxruntime, which is not installed in QGIS's Python. Install it with "
-            "`pip install onnxruntime` (or onnxruntime-gpu for an NVIDIA GPU) from the OSGeo4W shell / "
-            "QGIS's Python and restart QGIS.") from exc
-    return onnxruntime
 
 
 @dataclass(frozen=True)
@@ -126,20 +115,12 @@ class OnnxForecaster:
         Raises:
             GlacierFlowError: missing file, onnxruntime missing, or not a forecaster.
         """
-        ort = _onnxruntime()
         self.path = os.path.abspath(path)
         if not os.path.isfile(self.path):
             raise GlacierFlowError(f"Forecaster {self.path} does not exist; choose one of "
                                    f"{', '.join(list_shipped_forecasters()) or 'the exported .onnx files'}.")
-        providers, note = choose_providers(device, ort.get_available_providers())
-        try:
-            self.session = ort.InferenceSession(self.path, session_options(ort, threads), providers=providers)
-        except Exception as exc:  # onnxruntime raises its own types for corrupt or foreign files
-            raise GlacierFlowError(
-                f"onnxruntime cannot load the forecaster {self.path}: {exc}; {EXPORT_HINT}.") from exc
+        self.session, note = cached_session(self.path, device, "NDSI forecasting", EXPORT_HINT, threads)
         self.provider: str = self.session.get_providers()[0]
-        if providers[0] == CUDA and self.provider != CUDA:  # onnxruntime-gpu falls back quietly
-            note = f"{CUDA} is installed but could not be started (check CUDA and cuDNN); running on {self.provider}."
         self.provider_notes: tuple[str, ...] = (note,) if note else ()
         self.card = ForecastCard.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         self._check_graph()

@@ -163,7 +163,7 @@ def training_sets(series: Sequence[NdsiSeries], patch: int = 50, stride: int = 1
         splits = split_windows(one.frames.shape[0], n_in, n_out, validation_fraction, test_fraction)
         for name in SPLITS:
             step = (test_stride or patch) if name == "test" else stride
-            origins = patch_origins(one.frames.shape[1:], patch, step)
+            origins = patch_origins((one.frames.shape[1], one.frames.shape[2]), patch, step)
             parts[name].append(_sequences(one.frames, origins, splits[name], patch, n_in, n_out, index))
     return {name: _concatenate(parts[name]) for name in SPLITS}
 

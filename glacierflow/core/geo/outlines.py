@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from ..errors import GlacierFlowError
-from ..io.raster import spatial_reference
+from .crs import spatial_reference
 from .grid import Grid
 
 

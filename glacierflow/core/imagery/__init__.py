@@ -1,16 +1,8 @@
 """Imagery sources behind one interface (search scenes, fetch them onto the job grid), and pairing rules."""
 from __future__ import annotations
 
-from .base import (
-    DEFAULT_MONTHS,
-    Area,
-    ImageSource,
-    Scene,
-    SceneCache,
-    default_cache_dir,
-    parse_date_bound,
-    parse_months,
-)
+from ..geo.area import Area
+from .base import DEFAULT_MONTHS, ImageSource, Scene, SceneCache, default_cache_dir, parse_date_bound, parse_months
 from .local import LocalFolderSource
 from .pairs import RULES, ScenePair, cross_year_pairs, interval_pairs, pairs_by_rule, write_pairs_csv
 from .stac_profiles import PROFILES as STAC_PROFILES
@@ -52,7 +44,9 @@ def make_source(name: str, folder: str = "", recursive: bool = False, band: int 
     if name == EARTH_ENGINE:
         from .earth_engine import EarthEngineSource
 
-        options = {"min_valid_fraction": min_valid_fraction} if min_valid_fraction is not None else {}
-        return EarthEngineSource(project=project or None, service_account_key=credentials or None,
-                                 url=url or None, cache_dir=cache_dir or None, **options)
+        source = EarthEngineSource(project=project or None, service_account_key=credentials or None,
+                                   url=url or None, cache_dir=cache_dir or None)
+        if min_valid_fraction is not None:
+            source.min_valid_fraction = min_valid_fraction
+        return source
     raise GlacierFlowError(f"Unknown imagery source '{name}': use one of {', '.join(SOURCE_NAMES)}.")

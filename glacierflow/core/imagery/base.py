@@ -10,11 +10,10 @@ interrupted fetch leaves no corrupt entry.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from typing import Any, Callable, Protocol
@@ -22,8 +21,9 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from ..errors import GlacierFlowError
+from ..geo.area import Area
 from ..geo.grid import Grid
-from ..io.raster import remove_quietly
+from ..io.atomic import remove_quietly, write_bytes, write_text
 
 Bounds = tuple[float, float, float, float]
 DEFAULT_MONTHS = "6-10"  # June to October: the papers' melt-season window
@@ -64,52 +64,6 @@ class Scene:
     properties: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     valid_fraction: float | None = None
     bands: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Area:
-    """The search polygon.
-
-    Attributes:
-        geometry: a polygon or multipolygon as WKT, or a GeoJSON geometry dict.
-        crs_wkt: WKT of the CRS the coordinates are in.
-    """
-
-    geometry: str | dict[str, Any]
-    crs_wkt: str
-
-    def ogr_geometry(self) -> Any:
-        """The polygon as an ``ogr.Geometry`` (in :attr:`crs_wkt`); fails clearly when invalid."""
-        from osgeo import ogr
-
-        if isinstance(self.geometry, dict):
-            geometry = ogr.CreateGeometryFromJson(json.dumps(self.geometry))
-        else:
-            geometry = ogr.CreateGeometryFromWkt(str(self.geometry))
-        if geometry is None or geometry.IsEmpty():
-            raise GlacierFlowError("The search area is empty or not a valid polygon: draw or choose a polygon.")
-        if ogr.GT_Flatten(geometry.GetGeometryType()) not in (ogr.wkbPolygon, ogr.wkbMultiPolygon):
-            raise GlacierFlowError("The search area must be a polygon (or a multipolygon), not "
-                                   f"a {geometry.GetGeometryName().lower()}.")
-        return geometry
-
-    def intersects_footprint(self, footprint: Sequence[float], footprint_crs_wkt: str) -> bool:
-        """True when the rectangle ``footprint`` (in its CRS) touches the polygon's interior."""
-        from osgeo import ogr
-
-        from ..io.raster import transform_bounds
-
-        xmin, ymin, xmax, ymax = transform_bounds(footprint, footprint_crs_wkt, self.crs_wkt)
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        for x, y in ((xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax), (xmin, ymin)):
-            ring.AddPoint_2D(x, y)
-        box = ogr.Geometry(ogr.wkbPolygon)
-        box.AddGeometry(ring)
-        polygon = self.ogr_geometry()
-        if not polygon.Intersects(box):
-            return False
-        overlap = polygon.Intersection(box)
-        return overlap is not None and overlap.GetArea() > 0.0
 
 
 class ImageSource(Protocol):
@@ -183,17 +137,9 @@ class SceneCache:
         """Store ``array`` atomically; returns the entry's path."""
         os.makedirs(self.folder, exist_ok=True)
         path = self.path(scene, grid, band)
-        temporary = os.path.join(self.folder, f".{uuid.uuid4().hex}.tmp.npy")
-        try:
-            with open(temporary, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            remove_quietly(temporary)
-            raise
-        return path
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+        return write_bytes(path, buffer.getvalue())
 
     def valid_fraction(self, scene: Scene, area: Area, resolution_m: float, compute: Callable[[], float]) -> float:
         """``compute()`` (a scene's usable share of ``area``, 0-1) once per scene version, area and mask
@@ -208,14 +154,10 @@ class SceneCache:
         except (OSError, ValueError, KeyError, TypeError):
             pass
         value = float(compute())
-        os.makedirs(folder, exist_ok=True)
-        temporary = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
         try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump({"scene": scene.id, "valid_fraction": value}, handle)
-            os.replace(temporary, path)
-        except OSError:
-            remove_quietly(temporary)   # a read-only cache only costs a re-read next time
+            write_text(path, json.dumps({"scene": scene.id, "valid_fraction": value}), create_folder=True)
+        except (OSError, GlacierFlowError):
+            pass   # a read-only cache only costs a re-read next time
         return value
 
     def fetch(self, scene: Scene, grid: Grid, read: Callable[[], np.ndarray], band: str = "") -> np.ndarray:

@@ -10,10 +10,10 @@ grid. A scene with no valid pixel on the grid is not written.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
-import uuid
 from collections.abc import Sequence
 from datetime import timezone
 from typing import Any
@@ -23,7 +23,8 @@ import numpy as np
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
 from ..geo.grid import Grid
-from ..io.raster import remove_quietly
+from ..io.atomic import write_text
+from ..io.cog import translate_to_cog
 from .base import ImageSource, Scene
 
 PRODUCT_TAG = "scene_download"
@@ -92,7 +93,7 @@ def is_complete_download(path: str, scene: Scene, grid: Grid, band: str = "") ->
         return False
     from osgeo import gdal
 
-    from ..io.raster import same_crs
+    from ..geo.crs import same_crs
 
     dataset = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
     if dataset is None:
@@ -138,8 +139,6 @@ def _write_scene(path: str, scene: Scene, grid: Grid, array: np.ndarray, band: s
     if array.shape != grid.shape:
         raise GlacierFlowError(f"Scene '{scene.id}' came back as {array.shape}, not the grid's {grid.shape}: "
                                "report this as a bug of the imagery source.")
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp.tif")
     memory = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 1, gdal.GDT_Float32)
     memory.SetGeoTransform(grid.transform)
     memory.SetProjection(grid.crs_wkt)
@@ -149,21 +148,10 @@ def _write_scene(path: str, scene: Scene, grid: Grid, array: np.ndarray, band: s
     raster_band.SetDescription(band or "default")
     raster_band.SetUnitType(scene.properties.get("unit", "reflectance" if band else ""))
     raster_band.WriteArray(np.asarray(array, dtype=np.float32))
-    options = gdal.TranslateOptions(format="COG", creationOptions=[
-        "COMPRESS=DEFLATE", "PREDICTOR=YES", "BLOCKSIZE=256", "OVERVIEW_RESAMPLING=AVERAGE", "BIGTIFF=IF_SAFER"])
     try:
-        written = gdal.Translate(temporary, memory, options=options)
-        if written is None:
-            raise GlacierFlowError(f"Writing '{path}' failed ({gdal.GetLastErrorMsg()}): check the free disk "
-                                   "space and that the folder is writable.")
-        written = None
-        os.replace(temporary, path)
-    except BaseException:
-        remove_quietly(temporary)
-        raise
+        return translate_to_cog(path, memory)
     finally:
         memory = None
-    return path
 
 
 # --- the table of downloaded files ------------------------------------------------------------------------
@@ -187,19 +175,11 @@ def describe_downloads(paths: Sequence[str]) -> list[dict[str, str]]:
 
 def write_download_table(paths: Sequence[str], csv_path: str) -> str:
     """The table of downloaded files as CSV (written atomically); returns its path."""
-    folder = os.path.dirname(os.path.abspath(csv_path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(csv_path)}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(TABLE_COLUMNS))
-            writer.writeheader()
-            writer.writerows(describe_downloads(paths))
-        os.replace(temporary, csv_path)
-    except BaseException:
-        remove_quietly(temporary)
-        raise
-    return csv_path
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(TABLE_COLUMNS))
+    writer.writeheader()
+    writer.writerows(describe_downloads(paths))
+    return write_text(csv_path, buffer.getvalue(), create_folder=True)
 
 
 # --- sources from user settings ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ plugin loads without it and the other sources work.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -36,8 +37,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import GlacierFlowError
+from ..geo.area import Area
+from ..geo.crs import wgs84_wkt
 from ..geo.grid import Grid, Window
-from .base import Area, Scene, SceneCache, check_range, scene_matches
+from .base import Scene, SceneCache, check_range, scene_matches
 
 SOURCE_NAME = "earth_engine"
 DEFAULT_COLLECTION = "COPERNICUS/S2_SR_HARMONIZED"
@@ -281,9 +284,9 @@ class EarthEngineSource:
             reason = scene_matches(scene, start, end, months, max_cloud)
             if reason is None:
                 fraction = self.cache.valid_fraction(scene, area, self.valid_scale_m,
-                                                     lambda scene=scene: self.valid_fraction(scene, area, coarse))
+                                                     functools.partial(self.valid_fraction, scene, area, coarse))
                 scene = replace(scene, valid_fraction=fraction)
-                if scene.valid_fraction < self.min_valid_fraction:
+                if fraction < self.min_valid_fraction:
                     reason = "with too little of the area usable"
             if reason is None:
                 kept.append(scene)
@@ -528,7 +531,7 @@ def month_windows(start: datetime, end: datetime, months: set[int] | None) -> li
 
 def pixel_grid(grid: Grid) -> dict[str, Any]:
     """Earth Engine's PixelGrid for ``grid``: dimensions, affine transform, and an EPSG code when there is one."""
-    from ..io.raster import spatial_reference
+    from ..geo.crs import spatial_reference
 
     x0, a, b, y0, d, e = grid.transform
     result: dict[str, Any] = {"dimensions": {"width": grid.width, "height": grid.height},
@@ -544,14 +547,6 @@ def pixel_grid(grid: Grid) -> dict[str, Any]:
     else:
         result["crsWkt"] = grid.crs_wkt
     return result
-
-
-def _wgs84_wkt() -> str:
-    from osgeo import osr
-
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(4326)
-    return srs.ExportToWkt()
 
 
 def _wgs84_box(area: Area) -> dict[str, Any]:
@@ -579,17 +574,17 @@ def _footprint(geometry: dict[str, Any] | None) -> tuple[tuple[float, float, flo
     if shape is None or shape.IsEmpty():
         return None, ""
     xmin, xmax, ymin, ymax = shape.GetEnvelope()
-    return (xmin, ymin, xmax, ymax), _wgs84_wkt()
+    return (xmin, ymin, xmax, ymax), wgs84_wkt()
 
 
 def _area_raster(area: Area, scale_m: float) -> tuple[Grid, np.ndarray]:
     """A ``scale_m`` grid in the polygon's UTM zone over its bounds, and the pixels inside the polygon."""
     from osgeo import gdal, ogr
 
-    from ..io.raster import spatial_reference, transform_bounds, utm_crs_wkt
+    from ..geo.crs import spatial_reference, transform_bounds, utm_crs_wkt
 
     polygon = area.ogr_geometry()
-    west, south, east, north = transform_bounds(_envelope(polygon), area.crs_wkt, _wgs84_wkt())
+    west, south, east, north = transform_bounds(_envelope(polygon), area.crs_wkt, wgs84_wkt())
     utm = utm_crs_wkt((west + east) / 2.0, (south + north) / 2.0)
     xmin, ymin, xmax, ymax = transform_bounds(_envelope(polygon), area.crs_wkt, utm)
     x0, y0 = math.floor(xmin / scale_m) * scale_m, math.ceil(ymax / scale_m) * scale_m

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import GlacierFlowError
+from ..geo.area import Area
 from ..geo.grid import Grid
-from .base import Area, Scene, SceneCache, check_range, scene_matches
+from .base import Scene, SceneCache, check_range, scene_matches
 
 SOURCE_NAME = "local_folder"
 GEOTIFF_SUFFIXES = (".tif", ".tiff")

@@ -6,12 +6,12 @@ same acquisition time are never paired (there is no displacement to measure).
 from __future__ import annotations
 
 import csv
-import os
-import uuid
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import GlacierFlowError
+from ..io.atomic import write_text
 from ..io.timestamps import SECONDS_PER_DAY
 from .base import Scene
 
@@ -94,21 +94,10 @@ def pairs_by_rule(scenes: Sequence[Scene], rule: str, year_a: int | None = None,
 
 def write_pairs_csv(pairs: Sequence[ScenePair], path: str) -> str:
     """Write the pairs (ids, ISO times, interval in days, hrefs) as CSV, atomically; returns ``path``."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(folder):
-        raise GlacierFlowError(f"Output folder '{folder}' does not exist: create it or choose another.")
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_FIELDS)
-            for pair in pairs:
-                writer.writerow([pair.first.id, pair.second.id, pair.first.time.isoformat(),
-                                 pair.second.time.isoformat(), f"{pair.interval_days:.6f}",
-                                 pair.first.href, pair.second.href])
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_FIELDS)
+    for pair in pairs:
+        writer.writerow([pair.first.id, pair.second.id, pair.first.time.isoformat(), pair.second.time.isoformat(),
+                         f"{pair.interval_days:.6f}", pair.first.href, pair.second.href])
+    return write_text(path, buffer.getvalue())

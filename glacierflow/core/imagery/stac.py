@@ -24,18 +24,16 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import GlacierFlowError
+from ..geo.area import Area
+from ..geo.crs import is_geographic, transformer, unwrap_longitudes, wgs84_wkt
 from ..geo.grid import Grid
-from .base import Area, Scene, SceneCache, check_range, scene_matches
+from .base import Scene, SceneCache, check_range, scene_matches
 from .stac_client import Capabilities, HttpPolicy, SasSigner, Service, StacApi
 from .stac_profiles import CLOUD_PROPERTY, PROFILES, StacProfile
 
 TimeWindow = tuple[Optional[datetime], Optional[datetime]]  # None: open
 MAX_TIME_WINDOWS = 24  # more month runs than this: one search over the whole range, months checked locally
 USABLE_BAND = "_usable"  # cache entry of a scene's usable-pixel mask on a grid
-WGS84_WKT = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],PRIMEM["Greenwich",0],'
-             'UNIT["degree",0.0174532925199433],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
-             'AUTHORITY["EPSG","4326"]]')
-
 
 class StacSource:
     """One collection of a STAC API (a :class:`StacProfile`) as an :class:`~.base.ImageSource`.
@@ -52,7 +50,7 @@ class StacSource:
     """
 
     def __init__(self, profile: str | StacProfile = "planetary_computer_landsat", api_url: str = "",
-                 collection: str = "", token_url: str = "", subscription_key: str = "",
+                 collection: str = "", signing_url: str = "", subscription_key: str = "",
                  headers: dict[str, str] | None = None, cache_dir: str | None = None, page_size: int = 100,
                  timeout: float = 30.0, retries: int = 4, backoff: float = 1.0, valid_fraction: bool = False,
                  min_valid_fraction: float | None = None, valid_resolution: float = 150.0,
@@ -61,7 +59,7 @@ class StacSource:
             if profile not in PROFILES:
                 raise GlacierFlowError(f"Unknown STAC source '{profile}': use one of {', '.join(PROFILES)}.")
             profile = PROFILES[profile]
-        self.profile = profile.configured(api_url, collection, token_url)
+        self.profile = profile.configured(api_url, collection, signing_url)
         self.name = self.profile.name
         self.cache = SceneCache(cache_dir)
         self.page_size = max(1, int(page_size))
@@ -76,7 +74,7 @@ class StacSource:
         self.signer: SasSigner | None = None
         if self.profile.signing == "planetary_computer":
             token_service = Service(f"{self.profile.title} SAS token service", self.profile.auth_hint)
-            self.signer = SasSigner(self.profile.token_url, self.policy, token_service, subscription_key)
+            self.signer = SasSigner(self.profile.signing_url, self.policy, token_service, subscription_key)
 
     # --- search ---------------------------------------------------------------------------------------
 
@@ -103,9 +101,9 @@ class StacSource:
                 reason = scene_matches(scene, start, end, months, max_cloud)
             if reason is None and not footprint_test(item.get("geometry")):
                 reason = "outside the area"  # a GET search asks by bounding box only
-            if reason is None and self.valid_fraction:
+            if scene is not None and reason is None and self.valid_fraction:
                 scene, reason = self._with_valid_fraction(scene, area)
-            if reason is None:
+            if scene is not None and reason is None:
                 kept.append(scene)
             else:
                 self.rejected[reason] += 1
@@ -182,7 +180,7 @@ class StacSource:
         scene = Scene(
             id=str(item.get("id")), time=when, cloud_cover=float(cloud) if isinstance(cloud, (int, float)) else None,
             source=self.name, href=_self_href(item, self.profile), footprint=_bbox(item),
-            footprint_crs_wkt=WGS84_WKT, time_source="STAC item datetime",
+            footprint_crs_wkt=wgs84_wkt(), time_source="STAC item datetime",
             version=str(properties.get("updated") or _digest(kept)), properties=kept, bands=bands)
         return scene, None
 
@@ -231,7 +229,7 @@ class StacSource:
         read at :attr:`valid_resolution` m over the polygon's bounds only."""
         from osgeo import ogr
 
-        from ..io.raster import spatial_reference
+        from ..geo.crs import spatial_reference
 
         href = self._signed(scene, "mask")
         with gdal_http_options(self.policy):
@@ -321,24 +319,20 @@ class StacSource:
 def query_geometry(area: Area) -> dict:
     """The search polygon as a GeoJSON geometry in EPSG:4326 (lon, lat), split into a MultiPolygon where it
     crosses the antimeridian (as RFC 7946 asks), so the API finds scenes on both sides."""
-    from osgeo import ogr, osr
-
-    from ..io.raster import is_geographic, spatial_reference
+    from osgeo import ogr
 
     polygon = area.ogr_geometry().Clone()
     if not is_geographic(area.crs_wkt):
         envelope = polygon.GetEnvelope()
         polygon.Segmentize(max(envelope[1] - envelope[0], envelope[3] - envelope[2]) / 20.0 or 1.0)
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
-    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    transform = osr.CoordinateTransformation(spatial_reference(area.crs_wkt), wgs84)
+    transform = transformer(area.crs_wkt, wgs84_wkt())
     if polygon.Transform(transform) != 0:
         raise GlacierFlowError("The search area cannot be expressed in longitude and latitude: check its CRS.")
     polygons = polygon_coordinates(json.loads(polygon.ExportToJson()))
     parts: list[list] = []
     for rings in polygons:
-        parts.extend(_split_at_antimeridian([_unwrap(ring, rings[0][0][0]) for ring in rings], ogr))
+        parts.extend(_split_at_antimeridian([[list(p) for p in unwrap_longitudes(ring, rings[0][0][0])]
+                                            for ring in rings], ogr))
     if not parts:
         raise GlacierFlowError("The search area is empty after conversion to longitude and latitude: check its CRS.")
     if len(parts) == 1:
@@ -356,18 +350,6 @@ def polygon_coordinates(geojson: dict) -> list[list]:
     if kind == "GeometryCollection":
         return [rings for part in geojson.get("geometries", []) for rings in polygon_coordinates(part)]
     return []
-
-
-def _unwrap(ring: Sequence[Sequence[float]], reference_lon: float) -> list[list[float]]:
-    """The ring with longitudes made continuous (no 360-degree jumps between neighbours), near the reference."""
-    unwrapped: list[list[float]] = []
-    previous = reference_lon
-    for point in ring:
-        lon = float(point[0])
-        lon += 360.0 * round((previous - lon) / 360.0)
-        unwrapped.append([lon, float(point[1])])
-        previous = lon
-    return unwrapped
 
 
 def _split_at_antimeridian(rings: list[list[list[float]]], ogr: Any) -> list[list]:
@@ -658,7 +640,7 @@ def _rasterize(polygon: Any, grid: Grid, ogr: Any, all_touched: bool = False) ->
     """True for the grid's pixels inside ``polygon`` (in the grid's CRS)."""
     from osgeo import gdal
 
-    from ..io.raster import spatial_reference
+    from ..geo.crs import spatial_reference
 
     target = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 1, gdal.GDT_Byte)
     target.SetGeoTransform(grid.transform)

@@ -55,12 +55,22 @@ class Service:
     auth_hint: str
 
 
+def check_http_url(url: str, what: str) -> None:
+    """Refuse anything but http(s) URLs: a service (or a catalogue it returns) must not make the plugin read
+    local files or other schemes."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise GlacierFlowError(f"{what}: only http and https addresses are used, not '{scheme or 'no scheme'}:' "
+                               "addresses; check the service URL.")
+
+
 def request_json(method: str, url: str, policy: HttpPolicy, service: Service, body: dict | None = None,
                  headers: dict[str, str] | None = None) -> Any:
     """The JSON answer of ``method url`` (with a JSON ``body``), retried on transient faults.
 
     Raises GlacierFlowError: 401/403 (with the service's credentials hint), other 4xx (with the server's
     detail), or after ``policy.retries`` retries of 429/5xx, timeouts and connection errors."""
+    check_http_url(url, service.title)
     data = json.dumps(body).encode("utf-8") if body is not None else None
     all_headers = {"Accept": "application/geo+json, application/json", "User-Agent": USER_AGENT,
                    **policy.headers, **(headers or {})}
@@ -71,7 +81,7 @@ def request_json(method: str, url: str, policy: HttpPolicy, service: Service, bo
         request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
         wait = policy.backoff * (2 ** attempt)
         try:
-            with urllib.request.urlopen(request, timeout=policy.timeout) as answer:
+            with urllib.request.urlopen(request, timeout=policy.timeout) as answer:  # nosec B310
                 payload = answer.read()
             return _parse_json(payload, url, service)
         except urllib.error.HTTPError as error:
@@ -277,8 +287,8 @@ class SasSigner:
 
     MARGIN = timedelta(minutes=5)  # a token this close to expiry is renewed: a long fetch must not outlive it
 
-    def __init__(self, token_url: str, policy: HttpPolicy, service: Service, subscription_key: str = "") -> None:
-        self.token_url = token_url
+    def __init__(self, signing_url: str, policy: HttpPolicy, service: Service, subscription_key: str = "") -> None:
+        self.signing_url = signing_url
         self.policy = policy
         self.service = service
         self.subscription_key = subscription_key or os.environ.get("PC_SDK_SUBSCRIPTION_KEY", "")
@@ -291,7 +301,7 @@ class SasSigner:
             cached = self._tokens.get(collection)
             if cached is not None and cached[1] - self.MARGIN > datetime.now(timezone.utc):
                 return cached[0]
-            url = self.token_url.replace("{collection}", urllib.parse.quote(collection))
+            url = self.signing_url.replace("{collection}", urllib.parse.quote(collection))
             headers = {"Ocp-Apim-Subscription-Key": self.subscription_key} if self.subscription_key else {}
             answer = request_json("GET", url, self.policy, self.service, headers=headers)
             token, expiry = _token_of(answer, url, self.service)

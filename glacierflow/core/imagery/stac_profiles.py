@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 PLANETARY_COMPUTER_API = "https://planetarycomputer.microsoft.com/api/stac/v1"
-PLANETARY_COMPUTER_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token/{collection}"
+PLANETARY_COMPUTER_SAS_ENDPOINT = "https://planetarycomputer.microsoft.com/api/sas/v1/token/{collection}"
 EARTH_SEARCH_API = "https://earth-search.aws.element84.com/v1"
 CLOUD_PROPERTY = "eo:cloud_cover"
 
@@ -103,7 +103,7 @@ class StacProfile:
         mask: the cloud and fill mask.
         resolution: the default band's pixel size, m.
         signing: ``planetary_computer`` (SAS tokens appended to asset URLs) or "" (URLs used as they are).
-        token_url: the SAS token endpoint, ``{collection}`` filled in.
+        signing_url: the SAS token endpoint, ``{collection}`` filled in.
         property_filters: item property -> allowed values (``platform``: Landsat 8 and 9 only).
         baseline_offset: the processing-baseline DN shift rule, or None.
         auth_hint: what to do when the service answers 401 or 403.
@@ -118,15 +118,15 @@ class StacProfile:
     mask: MaskRule
     resolution: float
     signing: str = ""
-    token_url: str = ""
+    signing_url: str = ""
     property_filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     baseline_offset: BaselineOffset | None = None
     auth_hint: str = OPEN_AUTH_HINT
 
-    def configured(self, api_url: str = "", collection: str = "", token_url: str = "") -> StacProfile:
+    def configured(self, api_url: str = "", collection: str = "", signing_url: str = "") -> StacProfile:
         """This profile with the API URL, collection or token URL replaced where given (mirrors, tests)."""
         return replace(self, api_url=(api_url or self.api_url).rstrip("/"), collection=collection or self.collection,
-                       token_url=token_url or self.token_url)
+                       signing_url=signing_url or self.signing_url)
 
 
 _LANDSAT_SR = dict(scale=2.75e-05, offset=-0.2, nodata=0.0)  # Collection 2 Level-2 surface reflectance
@@ -143,7 +143,7 @@ LANDSAT_C2_L2 = StacProfile(
     mask=MaskRule("qa_pixel", "bits", (0, 1, 2, 3, 4), fill=1),
     resolution=30.0,
     signing="planetary_computer",
-    token_url=PLANETARY_COMPUTER_TOKEN_URL,
+    signing_url=PLANETARY_COMPUTER_SAS_ENDPOINT,
     property_filters={"platform": ("landsat-8", "landsat-9")},
     auth_hint=PC_AUTH_HINT,
 )
@@ -159,7 +159,7 @@ PC_SENTINEL2_L2A = StacProfile(
     mask=MaskRule("SCL", "classes", (0, 1, 3, 8, 9, 10), fill=0),
     resolution=10.0,
     signing="planetary_computer",
-    token_url=PLANETARY_COMPUTER_TOKEN_URL,
+    signing_url=PLANETARY_COMPUTER_SAS_ENDPOINT,
     baseline_offset=BaselineOffset(),
     auth_hint=PC_AUTH_HINT,
 )

@@ -1,22 +1,19 @@
-"""Raster input and output through GDAL (the same GDAL as QGIS: ``osgeo.gdal``).
+"""Raster input through GDAL (the same GDAL as QGIS: ``osgeo.gdal``).
 
-Inputs are read lazily, one window at a time, so memory stays bounded
-whatever the scene size. Outputs are written to a hidden temporary file and
-renamed into place only when complete, so a failed or cancelled job leaves
-no partial product.
+Inputs are read lazily, one window at a time, on any target grid (aligned windows are read as they
+are, anything else is warped), so memory stays bounded whatever the scene size. Outputs go through
+:mod:`.cog`; :func:`write_array` writes plain GeoTIFFs for samples and tests.
 """
 from __future__ import annotations
 
-import math
 import os
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import GlacierFlowError
+from ..geo.crs import same_crs
 from ..geo.grid import Grid, Window
 
 
@@ -24,21 +21,6 @@ def _gdal() -> Any:
     from osgeo import gdal  # imported lazily: QGIS start-up stays fast
 
     return gdal
-
-
-def _osr() -> Any:
-    from osgeo import osr
-
-    return osr
-
-
-def spatial_reference(wkt: str) -> Any:
-    """An ``osr.SpatialReference`` for ``wkt`` with traditional (x=east) axis order."""
-    osr = _osr()
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(wkt)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
 
 
 def open_raster(path: str) -> Any:
@@ -173,216 +155,6 @@ def _aligned_window(native: Grid, target: Grid) -> Window | None:
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
     return Window(int(round(col)), int(round(row)), target.width, target.height)
-
-
-def same_crs(wkt_a: str, wkt_b: str) -> bool:
-    """True when two WKT strings describe the same CRS."""
-    if wkt_a == wkt_b:
-        return True
-    return bool(spatial_reference(wkt_a).IsSame(spatial_reference(wkt_b)))
-
-
-def transform_bounds(bounds: Sequence[float], src_wkt: str, dst_wkt: str) -> tuple[float, float, float, float]:
-    """Bounding box (xmin, ymin, xmax, ymax) of ``bounds`` reprojected, densified along edges."""
-    osr = _osr()
-    transform = osr.CoordinateTransformation(spatial_reference(src_wkt), spatial_reference(dst_wkt))
-    xmin, ymin, xmax, ymax = bounds
-    steps = np.linspace(0.0, 1.0, 21)
-    edge_points = ([(xmin + t * (xmax - xmin), ymin) for t in steps]
-                   + [(xmin + t * (xmax - xmin), ymax) for t in steps]
-                   + [(xmin, ymin + t * (ymax - ymin)) for t in steps]
-                   + [(xmax, ymin + t * (ymax - ymin)) for t in steps])
-    projected = [transform.TransformPoint(x, y)[:2] for x, y in edge_points]
-    xs = [p[0] for p in projected if math.isfinite(p[0])]
-    ys = [p[1] for p in projected if math.isfinite(p[1])]
-    if not xs:
-        raise GlacierFlowError("The rasters' footprints cannot be reprojected into a common CRS.")
-    return (min(xs), min(ys), max(xs), max(ys))
-
-
-def utm_crs_wkt(longitude: float, latitude: float) -> str:
-    """WKT of the WGS 84 UTM zone containing (longitude, latitude) in degrees."""
-    zone = int((longitude + 180.0) // 6.0) % 60 + 1
-    epsg = (32600 if latitude >= 0 else 32700) + zone
-    srs = _osr().SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    return srs.ExportToWkt()
-
-
-def is_geographic(wkt: str) -> bool:
-    """True when ``wkt`` is a geographic (degree) CRS rather than a projected one."""
-    return bool(spatial_reference(wkt).IsGeographic())
-
-
-@dataclass(frozen=True)
-class GridRequest:
-    """A job grid the user names instead of image A's; every field is optional.
-
-    Attributes:
-        crs_wkt: a projected CRS (metres); None keeps image A's (its UTM zone if A is in degrees).
-        pixel_size: m; None keeps image A's ground resolution.
-        bounds: (xmin, ymin, xmax, ymax) in ``crs_wkt`` (or A's CRS) to limit the area to.
-    """
-
-    crs_wkt: str | None = None
-    pixel_size: float | None = None
-    bounds: tuple[float, float, float, float] | None = None
-
-
-def pair_grid(grid_a: Grid, grid_b: Grid, request: GridRequest | None = None) -> Grid:
-    """The job grid for a pair: by default image A's pixels over the intersection of both footprints.
-
-    A geographic (degree) image A is replaced by its UTM zone at A's ground
-    resolution, because velocities need metres. A :class:`GridRequest` names
-    another CRS, pixel size (m) or area; the grid is then north-up and snapped
-    to whole multiples of the pixel size.
-    """
-    request = request or GridRequest()
-    if request.crs_wkt and is_geographic(request.crs_wkt):
-        raise GlacierFlowError("The output CRS is in degrees: choose a projected CRS in metres (UTM, polar "
-                               "stereographic).")
-    base = grid_a if not is_geographic(grid_a.crs_wkt) else _utm_grid_for(grid_a)
-    if request.crs_wkt and not same_crs(request.crs_wkt, base.crs_wkt):
-        base = Grid(request.crs_wkt, (0.0, base.pixel_size[0], 0.0, 0.0, 0.0, -base.pixel_size[1]), 0, 0)
-    box = _intersection([transform_bounds(g.bounds(), g.crs_wkt, base.crs_wkt) for g in (grid_a, grid_b)]
-                        + ([tuple(request.bounds)] if request.bounds else []))
-    if box is None:
-        raise GlacierFlowError(
-            "Image A and image B do not overlap (inside the requested area, if one was given). Choose "
-            "two images of the same glacier and check that both have the right CRS.")
-    if base.width and (request.pixel_size is None or request.pixel_size == base.pixel_size[0]):
-        return clip_grid(base, box)  # keep image A's own pixels: no resampling of A
-    return _snapped_grid(base.crs_wkt, float(request.pixel_size or base.pixel_size[0]), box)
-
-
-def _intersection(boxes: Sequence[Sequence[float]]) -> tuple[float, float, float, float] | None:
-    xmin, ymin = max(b[0] for b in boxes), max(b[1] for b in boxes)
-    xmax, ymax = min(b[2] for b in boxes), min(b[3] for b in boxes)
-    return (xmin, ymin, xmax, ymax) if xmin < xmax and ymin < ymax else None
-
-
-def _snapped_grid(crs_wkt: str, size: float, box: Sequence[float]) -> Grid:
-    """A north-up grid of ``size`` m pixels inside ``box``, its edges on multiples of ``size``."""
-    if size <= 0:
-        raise GlacierFlowError(f"The pixel size must be positive (got {size} m).")
-    x0, y1 = math.ceil(box[0] / size) * size, math.floor(box[3] / size) * size
-    width, height = int((box[2] - x0) // size), int((y1 - box[1]) // size)
-    if width < 2 or height < 2:
-        raise GlacierFlowError("The common area is smaller than two pixels: choose a smaller pixel size.")
-    return Grid(crs_wkt, (x0, size, 0.0, y1, 0.0, -size), width, height)
-
-
-def clip_grid(grid: Grid, bounds: Sequence[float]) -> Grid:
-    """The part of ``grid`` (whole pixels, same alignment) inside map ``bounds``."""
-    x0, a, b, y0, d, e = grid.transform
-    if b != 0 or d != 0:
-        raise GlacierFlowError("Rotated rasters are not supported: warp them north-up first.")
-    xmin, ymin, xmax, ymax = bounds
-    cols = sorted(((xmin - x0) / a, (xmax - x0) / a))
-    rows = sorted(((ymin - y0) / e, (ymax - y0) / e))
-    c0, c1 = max(0, math.ceil(cols[0] - 1e-6)), min(grid.width, math.floor(cols[1] + 1e-6))
-    r0, r1 = max(0, math.ceil(rows[0] - 1e-6)), min(grid.height, math.floor(rows[1] + 1e-6))
-    if c1 - c0 < 2 or r1 - r0 < 2:
-        raise GlacierFlowError("The images overlap by less than two pixels: choose overlapping images.")
-    return grid.window_grid(Window(c0, r0, c1 - c0, r1 - r0))
-
-
-def _utm_grid_for(grid: Grid) -> Grid:
-    """A grid in the UTM zone of a geographic ``grid``, at its ground resolution (m)."""
-    xmin, ymin, xmax, ymax = grid.bounds()
-    wkt = utm_crs_wkt((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
-    metres_per_degree = 111320.0 * math.cos(math.radians((ymin + ymax) / 2.0))
-    size = max(1.0, round(min(grid.pixel_size[0] * metres_per_degree, grid.pixel_size[1] * 111320.0)))
-    return _snapped_grid(wkt, size, transform_bounds(grid.bounds(), grid.crs_wkt, wkt))
-
-
-@dataclass
-class BandSpec:
-    """Name, description and unit of one output band."""
-
-    name: str
-    description: str
-    unit: str
-
-
-class ProductWriter:
-    """Writes a float32 multi-band Cloud Optimized GeoTIFF strip by strip.
-
-    Rows go to a hidden temporary GeoTIFF beside the output; :meth:`finish`
-    converts it to a COG and renames it into place; :meth:`abort` (or leaving
-    the ``with`` block on an exception) removes every temporary file.
-    """
-
-    def __init__(self, path: str, grid: Grid, bands: list[BandSpec]) -> None:
-        gdal = _gdal()
-        self.path = path
-        self.grid = grid
-        self.bands = bands
-        folder = os.path.dirname(os.path.abspath(path)) or "."
-        if not os.path.isdir(folder):
-            raise GlacierFlowError(f"Output folder '{folder}' does not exist: create it or choose another.")
-        token = uuid.uuid4().hex[:8]
-        self._work_path = os.path.join(folder, f".{os.path.basename(path)}.{token}.work.tif")
-        self._cog_path = os.path.join(folder, f".{os.path.basename(path)}.{token}.cog.tif")
-        driver = gdal.GetDriverByName("GTiff")
-        self._dataset = driver.Create(self._work_path, grid.width, grid.height, len(bands), gdal.GDT_Float32,
-                                      options=["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "BIGTIFF=IF_SAFER"])
-        if self._dataset is None:
-            raise GlacierFlowError(f"Cannot write in '{folder}': {gdal.GetLastErrorMsg()}")
-        self._dataset.SetGeoTransform(grid.transform)
-        self._dataset.SetProjection(grid.crs_wkt)
-        for index, spec in enumerate(bands, start=1):
-            band = self._dataset.GetRasterBand(index)
-            band.SetNoDataValue(float("nan"))
-            band.SetDescription(spec.name)
-            band.SetUnitType(spec.unit)
-            band.SetMetadataItem("DESCRIPTION", spec.description)
-
-    def __enter__(self) -> ProductWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.abort()
-
-    def write_rows(self, row_off: int, arrays: dict[str, np.ndarray]) -> None:
-        """Write full-width rows starting at ``row_off`` (px) for each named band."""
-        for index, spec in enumerate(self.bands, start=1):
-            self._dataset.GetRasterBand(index).WriteArray(arrays[spec.name].astype(np.float32), 0, row_off)
-        self._dataset.FlushCache()  # write and free the blocks now: memory stays one strip deep
-
-    def finish(self, metadata: dict[str, str]) -> str:
-        """Convert to a COG with ``metadata`` and move it to the output path; returns the path."""
-        gdal = _gdal()
-        self._dataset.SetMetadata({k: str(v) for k, v in metadata.items()})
-        self._dataset.FlushCache()
-        self._dataset = None
-        options = gdal.TranslateOptions(
-            format="COG", creationOptions=["COMPRESS=DEFLATE", "PREDICTOR=YES", "BLOCKSIZE=256",
-                                           "OVERVIEW_RESAMPLING=AVERAGE", "BIGTIFF=IF_SAFER"])
-        result = gdal.Translate(self._cog_path, self._work_path, options=options)
-        if result is None:
-            self.abort()
-            raise GlacierFlowError(f"Writing the Cloud Optimized GeoTIFF failed: {gdal.GetLastErrorMsg()}")
-        result = None
-        os.replace(self._cog_path, self.path)
-        remove_quietly(self._work_path)
-        return self.path
-
-    def abort(self) -> None:
-        """Remove every temporary file; the output path is left untouched."""
-        self._dataset = None
-        for path in (self._work_path, self._cog_path):
-            remove_quietly(path)
-
-
-def remove_quietly(path: str) -> None:
-    """Delete ``path`` and its GDAL ``.aux.xml`` sidecar if they exist (clean-up after a failed write)."""
-    for candidate in (path, path + ".aux.xml"):
-        try:
-            os.remove(candidate)
-        except FileNotFoundError:
-            pass
 
 
 def write_array(path: str, grid: Grid, array: np.ndarray, nodata: float | None = None,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from .atomic import write_text
+
 # Perceptually uniform ramp (viridis), sampled at 9 stops: readable in grey and by colour-blind users.
 VIRIDIS: tuple[str, ...] = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c",
                             "#28ae80", "#5ec962", "#addc30", "#fde725")
@@ -98,7 +100,4 @@ def _rgba(colour: str) -> str:
 
 def write_style_beside(raster_path: str, qml: str) -> str:
     """Write ``qml`` as the default style of ``raster_path`` (same base name, .qml); returns its path."""
-    path = os.path.splitext(raster_path)[0] + ".qml"
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(qml)
-    return path
+    return write_text(os.path.splitext(raster_path)[0] + ".qml", qml)

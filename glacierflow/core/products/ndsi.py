@@ -1,23 +1,27 @@
-"""Forecast products: the NDSI forecast raster, optical flow between forecast windows, and their QGIS style.
+"""The NDSI products, one owner: the NDSI series, the forecast raster, the optical flow between forecast
+windows, and their QGIS style.
 
-Rasters are float32 Cloud Optimized GeoTIFFs with NaN as nodata, one band
-per window, each band described and tagged with its window; they are built
-in memory, written to a hidden temporary file and renamed into place, so a
-failure leaves no partial product.
+Rasters are float32 Cloud Optimized GeoTIFFs with NaN as nodata, one band per window, each band named
+after its window and tagged WINDOW_START / WINDOW_END (ISO-8601 UTC); the series' bands also say whether
+the window was interpolated (FILLED). They go through the one COG writer (:mod:`..io.cog`), so a failure
+leaves no partial product.
 """
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from ..errors import GlacierFlowError
-from ..forecast.series import add_months, as_utc
+from ..forecast.series import NdsiSeries, add_months, as_utc
 from ..geo.grid import Grid
+from ..io.atomic import write_text
+from ..io.cog import BandSpec, write_bands
+from ..io.style import pseudocolor_qml, write_style_beside
 from ..io.timestamps import DAYS_PER_YEAR
+
+PRODUCT_SERIES = "GlacierFlow NDSI series"
 
 #: Farneback parameters of the thesis (002, section 2.1): pyramid scale 0.5, 6 levels, 10 iterations;
 #: "all other parameters ... standard values": OpenCV's usual window 15, poly_n 5, poly_sigma 1.2.
@@ -36,39 +40,57 @@ def _iso(moment: datetime) -> str:
     return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_bands_cog(path: str, grid: Grid, bands: Sequence[np.ndarray], descriptions: Sequence[str],
-                    units: Sequence[str], band_metadata: Sequence[dict[str, str]], metadata: dict[str, str]) -> str:
-    """Write float32 bands on ``grid`` as a COG (NaN nodata) atomically; returns ``path``."""
-    from osgeo import gdal
+def _write_bands(path: str, grid: Grid, bands: Sequence[np.ndarray], descriptions: Sequence[str],
+                 units: Sequence[str], band_metadata: Sequence[dict[str, str]], metadata: dict[str, str]) -> str:
+    """Float32 bands on ``grid`` as a COG through the one COG writer; each band named by its description."""
+    specs = [BandSpec(text, text, unit) for text, unit in zip(descriptions, units)]
+    return write_bands(path, grid, bands, specs, metadata, band_metadata)
 
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(folder):
-        raise GlacierFlowError(f"Output folder '{folder}' does not exist: create it or choose another.")
-    memory = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, len(bands), gdal.GDT_Float32)
-    memory.SetGeoTransform(grid.transform)
-    memory.SetProjection(grid.crs_wkt)
-    memory.SetMetadata({key: str(value) for key, value in metadata.items()})
-    for index, values in enumerate(bands, start=1):
-        band = memory.GetRasterBand(index)
-        band.SetNoDataValue(float("nan"))
-        band.SetDescription(descriptions[index - 1])
-        band.SetUnitType(units[index - 1])
-        band.SetMetadata({key: str(value) for key, value in band_metadata[index - 1].items()})
-        band.WriteArray(np.asarray(values, dtype=np.float32))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.cog.tif")
-    options = gdal.TranslateOptions(format="COG", creationOptions=[
-        "COMPRESS=DEFLATE", "PREDICTOR=YES", "BLOCKSIZE=256", "OVERVIEW_RESAMPLING=AVERAGE", "BIGTIFF=IF_SAFER"])
-    try:
-        result = gdal.Translate(temporary, memory, options=options)
-        if result is None:
-            raise GlacierFlowError(f"Writing '{path}' failed: {gdal.GetLastErrorMsg()}")
-        result = None
-        os.replace(temporary, path)
-    finally:
-        for leftover in (temporary, temporary + ".aux.xml"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+
+def write_ndsi_series(path: str, series: NdsiSeries) -> str:
+    """The series as a COG: band k = window k ("NDSI YYYY-MM-DD..YYYY-MM-DD", WINDOW_START/END, FILLED)."""
+    if series.grid is None:
+        raise GlacierFlowError("The NDSI series has no grid: it cannot be written as a raster.")
+    descriptions = [f"NDSI {window_label(t, series.window_months)}" for t in series.times]
+    band_metadata = [{"WINDOW_START": _iso(t), "WINDOW_END": _iso(add_months(t, series.window_months)),
+                      "FILLED": "yes" if i in series.filled_windows else "no"} for i, t in enumerate(series.times)]
+    metadata = {"PRODUCT": PRODUCT_SERIES, "WINDOW_MONTHS": str(series.window_months),
+                "NDSI_THRESHOLD": f"{series.threshold:g}",
+                "QUANTITY": "window mean of masked NDSI (NDSI where >= threshold, else 0)"}
+    _write_bands(path, series.grid, list(series.frames), descriptions, ["unitless"] * len(series.times),
+                 band_metadata, metadata)
+    ndsi_style_qml(path, band=len(series.times))
     return path
+
+
+def read_ndsi_series(path: str) -> NdsiSeries:
+    """An NDSI series written by :func:`write_ndsi_series` (or any float raster with WINDOW_START band tags)."""
+    from ..io.raster import grid_of, open_raster
+    from ..io.timestamps import parse_datetime
+
+    dataset = open_raster(path)
+    grid = grid_of(dataset, path)
+    frames, times, filled = [], [], []
+    for index in range(1, dataset.RasterCount + 1):
+        band = dataset.GetRasterBand(index)
+        start = band.GetMetadataItem("WINDOW_START")
+        if not start:
+            raise GlacierFlowError(f"Band {index} of {path} has no WINDOW_START tag: give a series written by "
+                                   "'NDSI series for an area'.")
+        times.append(as_utc(parse_datetime(start)))
+        frames.append(band.ReadAsArray().astype(np.float32))
+        if band.GetMetadataItem("FILLED") == "yes":
+            filled.append(index - 1)
+    window_months = int(dataset.GetMetadataItem("WINDOW_MONTHS") or _months_between(times))
+    threshold = float(dataset.GetMetadataItem("NDSI_THRESHOLD") or 0.3)
+    dataset = None
+    return NdsiSeries(np.stack(frames), times, window_months, threshold, grid, filled)
+
+
+def _months_between(times: Sequence[datetime]) -> int:
+    if len(times) < 2:
+        return 3
+    return (times[1].year - times[0].year) * 12 + times[1].month - times[0].month
 
 
 def write_forecast_raster(path: str, frames: np.ndarray, grid: Grid, window_starts: list[datetime],
@@ -93,7 +115,7 @@ def write_forecast_raster(path: str, frames: np.ndarray, grid: Grid, window_star
     metadata = {f"MODEL_{key.upper()}": str(value) for key, value in model_card.items()}
     metadata.update({"PRODUCT": "GlacierFlow NDSI forecast", "WINDOW_MONTHS": str(window_months),
                      "MODEL": str(model_card.get("name", model_card.get("model", "unknown")))})
-    return write_bands_cog(path, grid, list(stack), descriptions, ["unitless"] * len(starts), band_metadata,
+    return _write_bands(path, grid, list(stack), descriptions, ["unitless"] * len(starts), band_metadata,
                            metadata)
 
 
@@ -122,9 +144,10 @@ def forecast_flow(frames: np.ndarray, pixel_size_m: float | None = None,
     scaled = np.nan_to_num(stack, nan=0.0) * 255.0
     out = np.empty((stack.shape[0] - 1, 2) + stack.shape[1:], dtype=np.float32)
     for index in range(stack.shape[0] - 1):
-        flow = cv2.calcOpticalFlowFarneback(scaled[index], scaled[index + 1], None, FARNEBACK["pyr_scale"],
-                                            FARNEBACK["levels"], FARNEBACK["winsize"], FARNEBACK["iterations"],
-                                            FARNEBACK["poly_n"], FARNEBACK["poly_sigma"], FARNEBACK["flags"])
+        flow = cv2.calcOpticalFlowFarneback(
+            scaled[index], scaled[index + 1], None, float(FARNEBACK["pyr_scale"]), int(FARNEBACK["levels"]),
+            int(FARNEBACK["winsize"]), int(FARNEBACK["iterations"]), int(FARNEBACK["poly_n"]),
+            float(FARNEBACK["poly_sigma"]), int(FARNEBACK["flags"]))
         out[index] = np.moveaxis(flow, -1, 0)
     return out
 
@@ -163,7 +186,7 @@ def write_forecast_flow(path: str, flow_px: np.ndarray, grid: Grid, window_start
     metadata = {"PRODUCT": "GlacierFlow optical flow between NDSI forecast windows",
                 "METHOD": "Farneback " + ", ".join(f"{k}={v}" for k, v in FARNEBACK.items()),
                 "CONVENTION": "dx right, dy down (px); speed in m/yr"}
-    return write_bands_cog(path, grid, bands, descriptions, units, band_metadata, metadata)
+    return _write_bands(path, grid, bands, descriptions, units, band_metadata, metadata)
 
 
 # Blue (no snow or ice) to white (snow): masked NDSI 0..1 with a stop at the 0.3 threshold.
@@ -173,15 +196,12 @@ NDSI_RAMP = ((0.0, "#08306b", "0 (no snow/ice)"), (0.3, "#2171b5", "0.3"), (0.5,
 
 def ndsi_style_text(band: int = 1) -> str:
     """QGIS .qml text: a blue-to-white pseudocolour ramp over masked NDSI 0..1 for ``band``."""
-    from ..io.style import pseudocolor_qml
-
     return pseudocolor_qml(band, NDSI_RAMP, decimals=1)
 
 
 def ndsi_style_qml(path: str, band: int = 1) -> str:
     """Write the NDSI style for the raster at ``path`` (beside it, same base name, .qml; or to ``path``
     itself if it ends in .qml) so QGIS loads the forecast styled; returns the .qml path."""
-    target = path if path.lower().endswith(".qml") else os.path.splitext(path)[0] + ".qml"
-    with open(target, "w", encoding="utf-8") as handle:
-        handle.write(ndsi_style_text(band))
-    return target
+    if path.lower().endswith(".qml"):
+        return write_text(path, ndsi_style_text(band))
+    return write_style_beside(path, ndsi_style_text(band))

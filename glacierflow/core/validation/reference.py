@@ -34,9 +34,11 @@ import numpy as np
 
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
+from ..geo.crs import spatial_reference, transform_bounds
 from ..geo.grid import Grid, Window
 from ..geo.outlines import GlacierOutlines
-from ..io.raster import BandSource, BandSpec, ProductWriter, grid_of, open_raster, spatial_reference, transform_bounds
+from ..io.cog import BandSpec, ProductWriter
+from ..io.raster import BandSource, grid_of
 from ..io.timestamps import DAYS_PER_YEAR
 from .reports import ValidationResult, write_json_and_text
 
@@ -171,13 +173,11 @@ def rotate(vx: np.ndarray, vy: np.ndarray, jacobian: np.ndarray) -> tuple[np.nda
 
 
 def product_bands(path: str) -> tuple[Grid, BandSource, BandSource]:
-    """The grid and the vx, vy bands (found by band description) of a velocity product."""
-    dataset = open_raster(path)
-    names = [dataset.GetRasterBand(i).GetDescription() for i in range(1, dataset.RasterCount + 1)]
-    if "vx" not in names or "vy" not in names:
-        raise GlacierFlowError(f"'{path}' has no bands named vx and vy: give a GlacierFlow velocity product.")
-    grid = grid_of(dataset, path)
-    return grid, BandSource.open(path, names.index("vx") + 1), BandSource.open(path, names.index("vy") + 1)
+    """The grid and the vx, vy bands of a velocity product."""
+    from ..products.velocity import open_velocity
+
+    product = open_velocity(path)
+    return product.grid, product.source("vx"), product.source("vy")
 
 
 def _strips(grid: Grid, rows: int) -> list[Window]:

@@ -35,9 +35,10 @@ from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
 from ..geo.grid import Grid, Window
 from ..geo.outlines import GlacierOutlines
-from ..io.raster import BandSource, BandSpec, ProductWriter, grid_of, open_raster
+from ..io.cog import ProductWriter
 from ..io.style import nice_maximum, speed_style_qml, write_style_beside
 from ..io.timestamps import DAYS_PER_YEAR
+from ..products.velocity import VelocityProduct, open_velocity
 from ..velocity.convert import speed
 from .reports import ValidationResult, write_json_and_text
 
@@ -73,29 +74,10 @@ class StableGroundJob:
     strip_rows: int = STRIP_ROWS
 
 
-class _Product:
-    """The input product's bands by name, its grid and metadata."""
-
-    def __init__(self, path: str) -> None:
-        dataset = open_raster(path)
-        self.path = path
-        self.grid = grid_of(dataset, path)
-        self.metadata = dataset.GetMetadata() or {}
-        bands = [dataset.GetRasterBand(i) for i in range(1, dataset.RasterCount + 1)]
-        self.specs = [BandSpec(b.GetDescription() or f"band_{i}", b.GetMetadataItem("DESCRIPTION") or "",
-                               b.GetUnitType() or "") for i, b in enumerate(bands, start=1)]
-        self.sources = {spec.name: BandSource.open(path, i) for i, spec in enumerate(self.specs, start=1)}
-        if "vx" not in self.sources or "vy" not in self.sources:
-            raise GlacierFlowError(f"'{path}' has no bands named vx and vy: give a GlacierFlow velocity product.")
-
-    def read(self, name: str, grid: Grid) -> np.ndarray:
-        return self.sources[name].read(grid)
-
-
 def run_stable_ground(job: StableGroundJob, feedback: Feedback | None = None) -> ValidationResult:
     """Measure the stable-ground statistics, write the report and the optional (corrected) product."""
     feedback = feedback or Feedback()
-    product = _Product(job.product)
+    product = open_velocity(job.product)
     masker = StableMask(job, product)
     feedback.info(f"Stable ground: {masker.description}")
     values = _collect(job, product, masker, feedback, 50.0 if job.output else 100.0)
@@ -110,12 +92,12 @@ def run_stable_ground(job: StableGroundJob, feedback: Feedback | None = None) ->
 class StableMask:
     """The stable-ground mask of any window of the product grid."""
 
-    def __init__(self, job: StableGroundJob, product: _Product) -> None:
+    def __init__(self, job: StableGroundJob, product: VelocityProduct) -> None:
         crs = product.grid.crs_wkt
         self.polygons = GlacierOutlines(job.stable_areas, crs) if job.stable_areas else None
         self.glaciers = GlacierOutlines(job.glacier_outlines, crs) if job.glacier_outlines else None
         self.product = product
-        self.use_band = self.polygons is None and self.glaciers is None and "glacier" in product.sources
+        self.use_band = self.polygons is None and self.glaciers is None and product.has("glacier")
         if self.polygons is None and self.glaciers is None and not self.use_band:
             raise GlacierFlowError(
                 "No stable ground defined: give stable-area polygons, or glacier outlines (off-glacier ground "
@@ -178,7 +160,7 @@ def _strips(grid: Grid, rows: int) -> list[Window]:
     return [Window(0, top, grid.width, min(rows, grid.height - top)) for top in range(0, grid.height, rows)]
 
 
-def _collect(job: StableGroundJob, product: _Product, masker: StableMask, feedback: Feedback,
+def _collect(job: StableGroundJob, product: VelocityProduct, masker: StableMask, feedback: Feedback,
              share: float) -> tuple:
     """vx and vy (m/yr) of every valid stable pixel, read strip by strip."""
     xs, ys = [], []
@@ -271,17 +253,21 @@ def metadata_items(stats: dict[str, Any]) -> dict[str, str]:
     return items
 
 
-def _write_product(job: StableGroundJob, product: _Product, stats: dict[str, Any], feedback: Feedback) -> str:
+def _write_product(job: StableGroundJob, product: VelocityProduct, stats: dict[str, Any], feedback: Feedback) -> str:
     """Copy the product with the statistics in its metadata, its vx/vy corrected when asked."""
+    output = job.output
+    if output is None:
+        raise GlacierFlowError("No output path was given for the corrected product.")
     off_x = stats["vx"]["median"] if job.correct else 0.0
     off_y = stats["vy"]["median"] if job.correct else 0.0
     windows = _strips(product.grid, job.strip_rows)
-    with ProductWriter(job.output, product.grid, product.specs) as writer:
+    specs = product.band_descriptions()
+    with ProductWriter(output, product.grid, specs) as writer:
         for index, window in enumerate(windows):
             if feedback.is_cancelled():
                 raise JobCancelled("Cancelled by the user")
             grid = product.grid.window_grid(window)
-            arrays = {spec.name: product.read(spec.name, grid) for spec in product.specs}
+            arrays = {spec.name: product.read(spec.name, grid) for spec in specs}
             arrays["vx"] = arrays["vx"] - np.float32(off_x)
             arrays["vy"] = arrays["vy"] - np.float32(off_y)
             if "speed" in arrays:
@@ -289,11 +275,11 @@ def _write_product(job: StableGroundJob, product: _Product, stats: dict[str, Any
             writer.write_rows(window.row_off, arrays)
             feedback.progress(50.0 + 50.0 * (index + 1) / len(windows))
         writer.finish({**product.metadata, **metadata_items(stats)})
-    if "speed" in product.sources:
+    if product.has("speed"):
         p95 = product.metadata.get("P95_SPEED_M_PER_YR")
-        write_style_beside(job.output, speed_style_qml(nice_maximum(_float(p95) or 1000.0),
-                                                       band=[s.name for s in product.specs].index("speed") + 1))
-    return job.output
+        write_style_beside(output, speed_style_qml(nice_maximum(_float(p95) or 1000.0),
+                                                       band=product.bands["speed"]))
+    return output
 
 
 def write_report(path: str, stats: dict[str, Any], product: str) -> tuple[str, str]:

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import GlacierFlowError
+from ..geo.crs import spatial_reference, transformer, wgs84_wkt
+from ..io.atomic import write_text
 from ..io.timestamps import DAYS_PER_YEAR, parse_datetime
-from .reports import write_atomically
 
 BILINEAR = "bilinear"
 WINDOW_MEDIAN = "window_median"
@@ -142,7 +143,7 @@ def read_stakes(path: str, fields: StakeFields | None = None, crs_wkt: str | Non
         records, geometry_crs = _read_csv(path), None
     else:
         records, geometry_crs = _read_vector(path)
-    wkt = geometry_crs or crs_wkt or _epsg_wkt(4326)
+    wkt = geometry_crs or crs_wkt or wgs84_wkt()
     if not records:
         raise GlacierFlowError(f"'{path}' holds no stakes.")
     resolved = _resolve_fields(fields, records[0].keys(), path)
@@ -250,33 +251,13 @@ def _number(text: Any, name: str, stake_id: str) -> float:
 
 # --- into a product's CRS --------------------------------------------------------------------------------
 
-def _epsg_wkt(epsg: int) -> str:
-    from osgeo import osr
-
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    return srs.ExportToWkt()
-
-
-def _transformer(src_wkt: str, dst_wkt: str) -> Any:
-    from osgeo import osr
-
-    srs = []
-    for wkt in (src_wkt, dst_wkt):
-        ref = osr.SpatialReference()
-        ref.ImportFromWkt(wkt)
-        ref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        srs.append(ref)
-    return srs[0], osr.CoordinateTransformation(srs[0], srs[1])
-
-
 def measured_in(stake: Stake, product_wkt: str) -> tuple[float, float, float, float, float]:
     """(x, y, vx, vy, speed) of ``stake`` in the product CRS: position (units of the CRS), velocity m/yr.
 
     From positions the sampling point is the middle of start and end; from a measured vector the
     direction is rotated into the product CRS and the speed kept.
     """
-    source, transform = _transformer(stake.crs_wkt, product_wkt)
+    source, transform = spatial_reference(stake.crs_wkt), transformer(stake.crs_wkt, product_wkt)
     start = transform.TransformPoint(stake.x, stake.y)[:2]
     if stake.end is not None and stake.years:
         end = transform.TransformPoint(stake.end[0], stake.end[1])[:2]
@@ -305,20 +286,17 @@ def _step(stake: Stake, source: Any, years: float) -> tuple[float, float]:
 
 # --- sampling ---------------------------------------------------------------------------------------------
 
-class VelocityProduct:
-    """A velocity raster's vx, vy (and speed) bands by description, sampled at map points."""
+class ProductSampler:
+    """A velocity product's vx and vy (m/yr) sampled at map points."""
 
     def __init__(self, path: str) -> None:
-        from ..io.raster import grid_of, open_raster
+        from ..products.velocity import open_velocity
 
+        product = open_velocity(path)
         self.path = path
-        self.dataset = open_raster(path)
-        self.grid = grid_of(self.dataset, path)
-        self.bands = {}
-        for index in range(1, self.dataset.RasterCount + 1):
-            self.bands.setdefault((self.dataset.GetRasterBand(index).GetDescription() or "").lower(), index)
-        if "vx" not in self.bands or "vy" not in self.bands:
-            raise GlacierFlowError(f"'{path}' has no bands named vx and vy: give a GlacierFlow velocity product.")
+        self.dataset = product.dataset
+        self.grid = product.grid
+        self.bands = product.bands
 
     def sample(self, x: float, y: float, method: str = BILINEAR, window: int = 3) -> tuple[float, float, str]:
         """(vx, vy, reason) at map point (x, y) in the product CRS, m/yr; NaN with a reason when none."""
@@ -389,7 +367,7 @@ def compare_stakes(stakes: Sequence[Stake], products: Sequence[str], method: str
         raise GlacierFlowError("No velocity product given: choose at least one raster.")
     samples = []
     for path in products:
-        product = VelocityProduct(path)
+        product = ProductSampler(path)
         for stake in stakes:
             samples.append(_compare_one(stake, product, method, window))
     comparison = Comparison(list(products), samples)
@@ -397,7 +375,7 @@ def compare_stakes(stakes: Sequence[Stake], products: Sequence[str], method: str
     return comparison
 
 
-def _compare_one(stake: Stake, product: VelocityProduct, method: str, window: int) -> StakeSample:
+def _compare_one(stake: Stake, product: ProductSampler, method: str, window: int) -> StakeSample:
     x, y, vx, vy, speed = measured_in(stake, product.grid.crs_wkt)
     sample = StakeSample(stake.id, product.path, x, y, vx, vy, speed)
     est_vx, est_vy, sample.reason = product.sample(x, y, method, window)
@@ -457,7 +435,7 @@ def write_csv_report(path: str, comparison: Comparison) -> str:
     writer.writerow(["product"] + keys)
     for product, summary in comparison.summary.items():
         writer.writerow([os.path.basename(product)] + [_cell(summary[k]) for k in keys])
-    return write_atomically(path, buffer.getvalue())
+    return write_text(path, buffer.getvalue())
 
 
 def write_html_report(path: str, comparison: Comparison) -> str:
@@ -482,7 +460,7 @@ padding:2px 6px;text-align:right}}</style></head><body>
 <table><tr>{header}</tr>{table}</table>
 </body></html>
 """
-    return write_atomically(path, page)
+    return write_text(path, page)
 
 
 def _scatter_img(comparison: Comparison) -> str:

@@ -16,23 +16,19 @@ import numpy as np
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
 from ..geo.grid import Grid, Window
+from ..geo.gridspec import GridSpec, resolve_grid
 from ..geo.outlines import GlacierOutlines
-from ..io.raster import BandSource, BandSpec, GridRequest, ProductWriter, pair_grid
+from ..io.cog import ProductWriter
+from ..io.raster import BandSource
 from ..io.style import nice_maximum, speed_style_qml, write_style_beside
 from ..io.timestamps import Acquisition, acquisition_of, interval_days
+from ..products import velocity as velocity_product
+from ..products.velocity import GLACIER_BAND, PAIR_BANDS
 from .convert import displacement_to_velocity, speed
-from .flow import create_engine, estimate_with_checks
+from .flow import FlowEngine, create_engine, estimate_with_checks
 from .preprocess import band_statistics, prepare_for_flow, texture_strength
 from .tiling import StripAssembler, blend_weights, tile_rows
 
-PRODUCT_BANDS = [
-    BandSpec("vx", "Velocity towards map east (grid +x)", "m/yr"),
-    BandSpec("vy", "Velocity towards map north (grid +y)", "m/yr"),
-    BandSpec("speed", "Speed, magnitude of (vx, vy)", "m/yr"),
-    BandSpec("valid", "1 = trusted, 0 = untrusted: failed the forward-backward check or too little "
-                      "texture (velocity set to NaN)", "1"),
-]
-GLACIER_BAND = BandSpec("glacier", "1 = inside the glacier outlines, 0 = outside", "1")
 # min_texture (PairJob): RMS of the unit-spread Sobel gradients over 15 x 15 px below which a pixel
 # is untrusted; 0.04 masks open water and cloud interiors on Landsat-8 pan (0.01-0.03 there) while
 # keeping crevassed ice (0.1-0.2) and most firn (0.1).
@@ -42,7 +38,11 @@ VALID_VOTE = 0.5  # a pixel is trusted when the blended tiles' trust is at least
 
 @dataclass
 class PairJob:
-    """What the user asked for. Paths are local files; dates are ISO-8601 strings or None."""
+    """What the user asked for. Paths are local files; dates are ISO-8601 strings or None.
+
+    ``grid_spec`` asks for a CRS, pixel size (m) or bounds; ``grid`` is a job grid already resolved by the
+    calling job (an annual or regional job gives every pair the same one) and wins over ``grid_spec``.
+    """
 
     image_a: str
     image_b: str
@@ -59,7 +59,8 @@ class PairJob:
     consistency_check: bool = True
     min_texture: float = 0.04
     engine_params: dict[str, Any] = field(default_factory=dict)
-    grid_request: GridRequest | None = None
+    grid_spec: GridSpec | None = None
+    grid: Grid | None = None
 
 
 @dataclass
@@ -91,14 +92,14 @@ def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
     days = interval_days(acq_a, acq_b)
     feedback.info(f"Image A {acq_a.time:%Y-%m-%d %H:%M:%S}Z ({acq_a.source}), image B "
                   f"{acq_b.time:%Y-%m-%d %H:%M:%S}Z ({acq_b.source}): {days:.4f} days apart")
-    grid = pair_grid(source_a.grid, source_b.grid, job.grid_request)
+    grid = job.grid or resolve_grid(job.grid_spec, images=[source_a.grid, source_b.grid])
     feedback.info(f"Common grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m")
     stats_a = band_statistics(sample_windows(source_a, grid), "Image A")
     stats_b = band_statistics(sample_windows(source_b, grid), "Image B")
     outlines = GlacierOutlines(job.outlines, grid.crs_wkt) if job.outlines else None
     engine = create_engine(job.engine, **job.engine_params)
     engine_metadata = _describe_engine(engine, feedback)
-    bands = PRODUCT_BANDS + ([GLACIER_BAND] if outlines else [])
+    bands = PAIR_BANDS + ([GLACIER_BAND] if outlines else [])
     with ProductWriter(job.output, grid, bands) as writer:
         summary = _track_tiles(job, grid, (source_a, source_b), (stats_a, stats_b), engine,
                                days, outlines, writer, feedback)
@@ -142,7 +143,7 @@ def sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 1
             for r in sorted(set(rows)) for c in sorted(set(cols))]
 
 
-def _track_tiles(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine: object, days: float,
+def _track_tiles(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine: FlowEngine, days: float,
                  outlines: GlacierOutlines | None, writer: ProductWriter, feedback: Feedback) -> dict[str, float]:
     rows_of_tiles = tile_rows(grid.height, grid.width, job.tile_size, job.overlap)
     total = sum(len(r) for r in rows_of_tiles)
@@ -186,7 +187,7 @@ def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
 
 
 def _track_one_tile(job: PairJob, grid: Grid, window: Window, sources: tuple, stats: tuple,
-                    engine: object) -> dict[str, np.ndarray] | None:
+                    engine: FlowEngine) -> dict[str, np.ndarray] | None:
     """dx, dy (px) and trust (0/1) for one tile, NaN where either image has no data."""
     grad_a, grad_b, data = prepared_tile(grid, window, sources, stats)
     if data.mean() < MIN_TILE_VALID_FRACTION:
@@ -246,15 +247,15 @@ def _strip_product(strip: dict[str, np.ndarray], grid: Grid, top: int, days: flo
 def _metadata(job: PairJob, acq_a: Acquisition, acq_b: Acquisition, days: float,
               summary: dict[str, float]) -> dict[str, str]:
     return {
-        "GLACIERFLOW_PRODUCT": "velocity_pair",
-        "IMAGE_A": os.path.basename(job.image_a),
-        "IMAGE_B": os.path.basename(job.image_b),
-        "ACQUISITION_A": acq_a.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "ACQUISITION_B": acq_b.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        velocity_product.KIND: velocity_product.PAIR,
+        velocity_product.IMAGE_A: os.path.basename(job.image_a),
+        velocity_product.IMAGE_B: os.path.basename(job.image_b),
+        velocity_product.ACQUISITION_A: acq_a.time.strftime(velocity_product.TIME_FORMAT),
+        velocity_product.ACQUISITION_B: acq_b.time.strftime(velocity_product.TIME_FORMAT),
         "ACQUISITION_A_SOURCE": acq_a.source,
         "ACQUISITION_B_SOURCE": acq_b.source,
-        "INTERVAL_DAYS": f"{days:.6f}",
-        "ENGINE": job.engine,
+        velocity_product.INTERVAL_DAYS: f"{days:.6f}",
+        velocity_product.ENGINE: job.engine,
         "TILE_SIZE_PX": str(job.tile_size),
         "OVERLAP_PX": str(job.overlap),
         "MEDIAN_FILTER_PX": str(job.median_size),
@@ -263,5 +264,5 @@ def _metadata(job: PairJob, acq_a: Acquisition, acq_b: Acquisition, days: float,
         "VALID_FRACTION": f"{summary['valid_fraction']:.4f}",
         "MEDIAN_SPEED_M_PER_YR": f"{summary['median_speed']:.3f}",
         "P95_SPEED_M_PER_YR": f"{summary['p95_speed']:.3f}",
-        "VELOCITY_UNITS": "m/yr (365.25-day year)",
+        velocity_product.UNITS: velocity_product.UNITS_TEXT,
     }

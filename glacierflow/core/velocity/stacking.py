@@ -51,9 +51,12 @@ import numpy as np
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
 from ..geo.grid import Grid, Window
-from ..io.raster import BandSource, BandSpec, ProductWriter, open_raster
+from ..io.cog import ProductWriter
+from ..io.raster import BandSource
 from ..io.style import nice_maximum, speed_style_qml, write_style_beside
 from ..io.timestamps import DAYS_PER_YEAR
+from ..products import velocity as velocity_product
+from ..products.velocity import STACK_BANDS, open_velocity
 from .convert import speed
 
 ROBUST_SCALE = 1.4826  # MAD -> standard deviation for Gaussian noise
@@ -61,19 +64,6 @@ MIN_PAIRS_TO_REJECT = 3
 FLOOR_PX = 1.0  # default outlier floor: 1 px over the stack's median interval
 STRIP_ROWS = 256
 
-STACK_BANDS = [
-    BandSpec("vx", "Velocity towards map east: mean of the kept pairs (interval-weighted if chosen)", "m/yr"),
-    BandSpec("vy", "Velocity towards map north: mean of the kept pairs (interval-weighted if chosen)", "m/yr"),
-    BandSpec("speed", "Speed, magnitude of (vx, vy)", "m/yr"),
-    BandSpec("uncertainty", "Standard error of the velocity vector: hypot(b_n 1.4826 MAD of vx, of vy) / "
-                            "sqrt(effective count); NaN with fewer than 2 pairs", "m/yr"),
-    BandSpec("count", "Number of pairs kept (valid and not rejected as outliers)", "1"),
-    BandSpec("vx_median", "Median of vx over the kept pairs", "m/yr"),
-    BandSpec("vy_median", "Median of vy over the kept pairs", "m/yr"),
-    BandSpec("vx_std", "Standard deviation of vx over the kept pairs (ddof 1)", "m/yr"),
-    BandSpec("vy_std", "Standard deviation of vy over the kept pairs (ddof 1)", "m/yr"),
-    BandSpec("rejected", "Number of valid pairs rejected as outliers", "1"),
-]
 
 
 @dataclass
@@ -134,26 +124,10 @@ class StackResult:
 
 
 def open_pair(path: str) -> PairInfo:
-    """Open a pair product: its vx and vy bands (found by band description) and its interval."""
-    dataset = open_raster(path)
-    names = {dataset.GetRasterBand(i).GetDescription(): i for i in range(1, dataset.RasterCount + 1)}
-    if "vx" not in names or "vy" not in names:
-        raise GlacierFlowError(
-            f"'{path}' has no bands named vx and vy: give velocity products of 'Glacier velocity from an "
-            "image pair'.")
-    meta = dataset.GetMetadata() or {}
-    interval = _float_or_none(meta.get("INTERVAL_DAYS"))
-    if interval is not None and interval <= 0:
-        raise GlacierFlowError(f"'{path}' has a non-positive interval ({interval} days): recompute the pair.")
-    return PairInfo(path, BandSource.open(path, names["vx"]), BandSource.open(path, names["vy"]), interval,
-                    meta.get("ACQUISITION_A", ""), meta.get("ACQUISITION_B", ""), meta.get("ENGINE", ""))
-
-
-def _float_or_none(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
+    """Open a pair product: its vx and vy bands, its interval and acquisitions."""
+    product = open_velocity(path)
+    return PairInfo(path, product.source("vx"), product.source("vy"), product.interval_days,
+                    product.acquisition_a, product.acquisition_b, product.engine)
 
 
 def run_stack_job(job: StackJob, feedback: Feedback | None = None) -> StackResult:
@@ -347,7 +321,7 @@ def _metadata(job: StackJob, pairs: list[PairInfo], floor: float, summary: dict[
     starts = sorted(p.acquisition_a for p in pairs if p.acquisition_a)
     ends = sorted(p.acquisition_b for p in pairs if p.acquisition_b)
     metadata = {
-        "GLACIERFLOW_PRODUCT": "velocity_stack",
+        velocity_product.KIND: velocity_product.STACK,
         "PAIR_COUNT": str(len(pairs)),
         "PAIRS": json.dumps([p.describe() for p in pairs]),
         "FIRST_ACQUISITION": starts[0] if starts else "",

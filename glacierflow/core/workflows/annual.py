@@ -4,7 +4,7 @@ The chain behind ``glacierflow:annual_velocity`` (the first paper's method):
 
 1. scenes of a local folder over the area, in years A and B, in the chosen months, under a cloud limit;
    with any other source (STAC, Earth Engine, or a source object), the scenes are searched over the area,
-   fetched onto one job grid (:func:`.imagery.jobgrid.job_grid_for_area`: the area's UTM zone or polar
+   fetched onto one job grid (:func:`..geo.gridspec.resolve_grid`: the area's UTM zone or polar
    stereographic CRS, aligned to the pixel size) and written into ``<work_folder>/scenes``
    (:func:`.imagery.download.download_scenes`; a rerun reuses every file), and the chain goes on from
    that folder;
@@ -27,21 +27,26 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled, StageFeedback
-from ..imagery import DEFAULT_MONTHS, Area, ImageSource, LocalFolderSource, ScenePair, cross_year_pairs, parse_months
+from ..geo.area import Area
+from ..geo.crs import is_geographic, transform_bounds
+from ..geo.grid import Grid
+from ..geo.gridspec import GridSpec, resolve_grid
+from ..imagery import DEFAULT_MONTHS, ImageSource, LocalFolderSource, ScenePair, cross_year_pairs, parse_months
+from ..io.atomic import commit, temporary_path
+from ..io.raster import BandSource
+from ..products.velocity import IMAGE_A, IMAGE_B, PAIR, open_velocity
 
 PAIR_SHARE = 85.0  # % of the progress bar for the pairs; stacking and statistics share the rest
 DOWNLOAD_SHARE = 30.0  # % of the progress bar for downloading a remote source's scenes
 LOCAL_SOURCE = "local_folder"
 SCENES_FOLDER = "scenes"  # inside the work folder: the scenes of a remote source on the job grid
-PRODUCT_TAG = "velocity_pair"
 
 
 @dataclass
@@ -73,9 +78,8 @@ class AnnualJob:
             file), ``project`` (Earth Engine project id), ``cache_dir``.
         min_valid_fraction: smallest share (0-1) of the area a scene must cover with usable pixels, where
             the source can tell (a local file cannot: kept).
-        pixel_size_m: job grid pixel size (m) for a downloaded source; None: the sensor's resolution.
-        crs_wkt: job grid CRS (projected, m) for a downloaded source; None: the area's UTM zone (polar
-            stereographic poleward of 72 degrees).
+        grid_spec: the job grid's CRS and pixel size (m) for a downloaded source; its pixel size None: the
+            sensor's resolution; its CRS None: the area's UTM zone (polar stereographic beyond 72 degrees).
         band: band name fetched from a downloaded source (``""``: its default, the one velocity uses).
     """
 
@@ -101,8 +105,7 @@ class AnnualJob:
     source: str | ImageSource = LOCAL_SOURCE
     source_settings: dict[str, Any] = field(default_factory=dict)
     min_valid_fraction: float | None = 0.5
-    pixel_size_m: float | None = None
-    crs_wkt: str | None = None
+    grid_spec: GridSpec = field(default_factory=GridSpec)
     band: str = ""
 
 
@@ -141,17 +144,14 @@ def is_complete_product(path: str, pair: ScenePair, engine: str) -> bool:
     """True when ``path`` is a finished pair product of these images and engine, newer than both images."""
     if not os.path.isfile(path):
         return False
-    from osgeo import gdal
-
-    dataset = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
-    if dataset is None:
+    try:
+        product = open_velocity(path)
+    except GlacierFlowError:
         return False
-    metadata = dataset.GetMetadata() or {}
-    dataset = None
-    if metadata.get("GLACIERFLOW_PRODUCT") != PRODUCT_TAG or metadata.get("ENGINE") != engine:
+    if product.kind != PAIR or product.engine != engine:
         return False
-    if (metadata.get("IMAGE_A"), metadata.get("IMAGE_B")) != (os.path.basename(pair.first.href),
-                                                              os.path.basename(pair.second.href)):
+    if (product.metadata.get(IMAGE_A), product.metadata.get(IMAGE_B)) != (os.path.basename(pair.first.href),
+                                                                          os.path.basename(pair.second.href)):
         return False
     product_time = os.path.getmtime(path)
     return all(not os.path.exists(s.href) or os.path.getmtime(s.href) <= product_time
@@ -159,10 +159,11 @@ def is_complete_product(path: str, pair: ScenePair, engine: str) -> bool:
 
 
 def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: str | None = None,
-              pair_options: dict[str, Any] | None = None,
-              feedback: Feedback | None = None) -> list[str]:
-    """Every pair through the pair job into ``folder``; finished products are reused. Returns the product
-    paths in pair order; the log says which were reused. Raises JobCancelled between or inside pairs."""
+              pair_options: dict[str, Any] | None = None, feedback: Feedback | None = None,
+              grid: Grid | None = None) -> list[str]:
+    """Every pair through the pair job into ``folder``, all on ``grid`` (the job's; None: each pair's own);
+    finished products are reused. Returns the product paths in pair order; the log says which were reused.
+    Raises JobCancelled between or inside pairs."""
     from ..velocity.pair import PairJob, run_pair_job
 
     feedback = feedback or Feedback()
@@ -178,7 +179,8 @@ def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: st
         else:
             feedback.info(f"{label}: computing")
             job = PairJob(image_a=pair.first.href, image_b=pair.second.href, output=path, band_a=pair.first.band,
-                          band_b=pair.second.band, outlines=outlines, engine=engine, **(pair_options or {}))
+                          band_b=pair.second.band, outlines=outlines, engine=engine, grid=grid,
+                          **(pair_options or {}))
             run_pair_job(job, StageFeedback(feedback, 100.0 * index / len(pairs), 100.0 * (index + 1) / len(pairs)))
         products.append(path)
         feedback.progress(100.0 * (index + 1) / len(pairs))
@@ -195,7 +197,7 @@ def area_from_file(path: str) -> Area:
     if dataset is None or dataset.GetLayerCount() == 0:
         raise GlacierFlowError(f"The area file '{path}' cannot be read as vector data: give a polygon layer.")
     layer = dataset.GetLayer(0)
-    union = None
+    union: Any = None
     for feature in layer:
         geometry = feature.GetGeometryRef()
         if geometry is not None and not geometry.IsEmpty():
@@ -253,7 +255,7 @@ def find_pairs(job: AnnualJob, feedback: Feedback, folder: str | None = None,
 def download_for_job(job: AnnualJob, feedback: Feedback) -> tuple[str, set[str]]:
     """Search the job's source over its area in years A and B and download the scenes onto the job grid
     into ``<work_folder>/scenes``; returns that folder and the files of this job (absolute paths)."""
-    from ..geo.gridspec import default_pixel_size, job_grid_for_area
+    from ..geo.gridspec import default_pixel_size
     from ..imagery.download import download_scenes, keep_valid, open_source
 
     area = job_area(job)
@@ -273,15 +275,16 @@ def download_for_job(job: AnnualJob, feedback: Feedback) -> tuple[str, set[str]]
             feedback.info(f"Skipped {name}: {reason}")
     scenes, dropped = keep_valid([s for s in found if s.time.year in (year_a, year_b)], job.min_valid_fraction)
     for scene in dropped:
-        feedback.info(f"Skipped {scene.id}: only {100.0 * scene.valid_fraction:.0f} % of the area is usable")
+        feedback.info(f"Skipped {scene.id}: only {100.0 * (scene.valid_fraction or 0.0):.0f} % of the area is usable")
     if not scenes:
         raise GlacierFlowError(f"No scene of {year_a} or {year_b} covers enough of the area ({len(found)} found, "
                                f"{len(dropped)} under the valid fraction): lower the minimum valid fraction, widen "
                                "the months or the cloud limit, or check the area.")
-    pixel_size, why = (job.pixel_size_m, "given") if job.pixel_size_m else default_pixel_size(source, scenes)
+    pixel_size, why = ((job.grid_spec.pixel_size, "given") if job.grid_spec.pixel_size
+                       else default_pixel_size(source, scenes))
     feedback.info(f"{len(scenes)} scene(s) of {getattr(source, 'name', 'the source')} to put on the job grid "
                   f"at {pixel_size:g} m ({why}).")
-    grid = job_grid_for_area(area, pixel_size, job.crs_wkt, feedback)
+    grid = resolve_grid(replace(job.grid_spec, pixel_size=pixel_size), area=area, feedback=feedback)
     folder = os.path.join(_work_folder(job), SCENES_FOLDER)
     paths = download_scenes(source, scenes, grid, folder, job.band, feedback)
     if not paths:
@@ -307,8 +310,9 @@ def run_annual_job(job: AnnualJob, feedback: Feedback | None = None) -> AnnualRe
     work = _work_folder(job)
     done_before = sum(is_complete_product(os.path.join(work, pair_product_name(p, job.engine)), p, job.engine)
                       for p in pairs)
+    grid = job_grid(job, pairs, feedback)
     products = run_pairs(pairs, work, job.engine, job.outlines, job.pair_options,
-                         StageFeedback(feedback, 0.0, PAIR_SHARE))
+                         StageFeedback(feedback, 0.0, PAIR_SHARE), grid)
     single = len(products) == 1
     if single:
         feedback.warning("Only one pair: the annual map is that pair's velocity (count 1, uncertainty NaN). "
@@ -322,6 +326,35 @@ def run_annual_job(job: AnnualJob, feedback: Feedback | None = None) -> AnnualRe
                   f"{result.median_uncertainty:.1f} m/yr -> {job.output}")
     feedback.progress(100.0)
     return result
+
+
+def job_grid(job: AnnualJob, pairs: Sequence[ScenePair], feedback: Feedback) -> Grid:
+    """The one grid every pair of the job is computed on (DESIGN.md: one grid per job).
+
+    The first scene's own pixels (so scenes on its grid, such as downloaded ones, are read without
+    resampling), limited to the job's area when it has one; a CRS or pixel size the job asks for gives a
+    grid snapped to multiples of the pixel size instead.
+    """
+    first = min((s for p in pairs for s in (p.first, p.second)), key=lambda s: s.time)
+    native = BandSource.open(first.href, first.band).grid
+    area = job_area(job)
+    spec = job.grid_spec
+    if area is not None:
+        target = spec.crs_wkt or (native.crs_wkt if not is_geographic(native.crs_wkt) else None)
+        if target is not None:
+            box = transform_bounds(area.bounds(), area.crs_wkt, target)
+            spec = replace(spec, bounds=_intersect_bounds(spec.bounds, box))
+    grid = resolve_grid(spec, images=[native])
+    feedback.info(f"Job grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m (from {first.id}); "
+                  "every pair is computed on it.")
+    return grid
+
+
+def _intersect_bounds(a: tuple[float, float, float, float] | None,
+                      b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    if a is None:
+        return b
+    return (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
 
 
 def _work_folder(job: AnnualJob) -> str:
@@ -343,7 +376,7 @@ def _assemble(job: AnnualJob, products: list[str], work: str, feedback: Feedback
     """Stack (and correct) in a hidden folder of ``work``, then rename the annual product into place."""
     from ..velocity.stacking import StackJob, run_stack_job
 
-    scratch = os.path.join(work, f".annual_{uuid.uuid4().hex[:8]}")  # hidden; reports name the output's file
+    scratch = temporary_path(os.path.join(work, "annual"), create_folder=True)  # hidden; reports name the output's file
     os.makedirs(scratch)
     stacked = os.path.join(scratch, os.path.basename(job.output))
     corrected = os.path.join(scratch, _stem(job) + "_corrected.tif")
@@ -354,7 +387,7 @@ def _assemble(job: AnnualJob, products: list[str], work: str, feedback: Feedback
             raise JobCancelled("Cancelled by the user")
         stable, report = _stable_ground(job, stacked, corrected, StageFeedback(feedback, 60.0, 100.0))
         final = corrected if job.correct_offset and stable is not None else stacked
-        os.replace(final, job.output)
+        commit(final, job.output)
         style = _move_style(final, job.output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

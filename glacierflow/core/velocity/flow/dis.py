@@ -41,7 +41,7 @@ class Dis:
         a, b = check_pair(image_a, image_b)
         mag_a, mag_b = _magnitude(a), _magnitude(b)
         scale = 255.0 / max(float(np.percentile(np.concatenate([mag_a.ravel(), mag_b.ravel()]), 99.5)), 1e-6)
-        dis = cv2.DISOpticalFlow_create(PRESETS[self.preset])
+        dis = cv2.DISOpticalFlow.create(PRESETS[self.preset])
         dis.setFinestScale(self.finest_scale)
         dis.setPatchSize(self.patch_size)
         dis.setPatchStride(self.patch_stride)

@@ -187,7 +187,7 @@ class HornSchunck:
             Flow with dx (columns) and dy (rows) in px, float32 (H, W).
         """
         a, b = check_pair(image_a, image_b)
-        n_levels = self._n_levels(a.shape[1:])
+        n_levels = self._n_levels((a.shape[1], a.shape[2]))
         pyr_a = _pyramid(a, self.pyramid_scale, n_levels)
         pyr_b = _pyramid(b, self.pyramid_scale, n_levels)
         rect_a: list[np.ndarray] = []
@@ -209,7 +209,7 @@ class HornSchunck:
                 level_b = _local_contrast(level_b, self.contrast_sigma, self.contrast_floor)
                 # Back to unit global spread, which alpha is relative to.
                 level_a, level_b = _equalise_spread(level_a, level_b)
-            u, v = _upsample_flow(u, v, level_a.shape[1:])
+            u, v = _upsample_flow(u, v, (level_a.shape[1], level_a.shape[2]))
             n_warps = self.warps * min(k + 1, _MAX_WARP_FACTOR)
             u, v = self._refine_level(level_a, level_b, u, v, n_warps)
         return Flow(dx=u, dy=v)
@@ -380,17 +380,17 @@ def _solve_increment(terms, u, v, a2: float, iterations: int) -> tuple[np.ndarra
     # Coupled per-pixel 2x2 solve instead of Horn & Schunck's scalar closed
     # form: with several channels J is a full structure tensor.
     j11, j12, j22, j13, j23 = terms
-    a2 = np.float32(a2)
-    m11, m22 = j11 + a2, j22 + a2
-    inv_det = 1.0 / (m11 * m22 - j12 * j12)  # > 0: J is PSD and a2 > 0
+    weight = np.float32(a2)
+    m11, m22 = j11 + weight, j22 + weight
+    inv_det = 1.0 / (m11 * m22 - j12 * j12)  # > 0: J is PSD and weight > 0
     # avg(u + du) - u = (avg(u) - u) + avg(du): the first part is fixed per warp.
     base_u = _average(u) - u
     base_v = _average(v) - v
     du = np.zeros_like(u)
     dv = np.zeros_like(v)
     for _ in range(iterations):
-        b1 = a2 * (base_u + _average(du)) - j13
-        b2 = a2 * (base_v + _average(dv)) - j23
+        b1 = weight * (base_u + _average(du)) - j13
+        b2 = weight * (base_v + _average(dv)) - j23
         du = (m22 * b1 - j12 * b2) * inv_det
         dv = (m11 * b2 - j12 * b1) * inv_det
     return du, dv

@@ -12,10 +12,8 @@ package only affects this engine, with a message saying how to install it.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,11 +22,9 @@ import numpy as np
 
 from ....definitions import RAFT_MODELS_DIR
 from ...errors import GlacierFlowError
+from ...onnx_runtime import cached_session, decode_card
 from .base import Flow
 
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
-PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 # core.velocity.preprocess.prepare_for_flow gives Sobel d/dcol and d/drow: a model must take exactly these.
 PLUGIN_INPUT_CHANNELS = 2
 REQUIRED_CARD_KEYS = ("task", "version", "input_names", "output_names", "input_channels",
@@ -37,136 +33,12 @@ REQUIRED_CARD_KEYS = ("task", "version", "input_names", "output_names", "input_c
 # pyramid): 1.4 GiB at 1024 x 1024 px, 7 GiB at 1536 px. Refuse before onnxruntime exhausts memory.
 MAX_CORRELATION_BYTES = 1.5 * 2**30
 
-_SESSIONS: dict[tuple[str, int, str], Any] = {}  # (abs path, mtime ns, provider choice) -> session
-_SESSIONS_LOCK = threading.Lock()  # Processing may run algorithms in several threads
 
 
 def shipped_model_path() -> str | None:
     """The RAFT model shipped in the plugin's ``assets/training/raft/`` folder (the first by name), or None."""
     found = sorted(glob.glob(os.path.join(RAFT_MODELS_DIR, "*.onnx")))
     return found[0] if found else None
-
-
-def decode_card(metadata: Mapping[str, str], source: str, hint: str) -> dict[str, Any]:
-    """The model card of an ONNX file: its ``metadata_props``, every value a JSON document.
-
-    Args:
-        metadata: the session's ``custom_metadata_map``.
-        source: the model file, named in the message.
-        hint: what to do when a value is not JSON (e.g. how to re-export).
-    """
-    try:
-        return {key: json.loads(value) for key, value in metadata.items()}
-    except (TypeError, ValueError) as exc:
-        raise GlacierFlowError(f"The model card of {source} is not valid JSON ({exc}); {hint}.") from exc
-
-
-def choose_providers(requested: str, available: Sequence[str]) -> tuple[list[str], str | None]:
-    """Execution providers to ask onnxruntime for, and a note when the request cannot be met.
-
-    Args:
-        requested: "auto" (CUDA when onnxruntime has it, else CPU), "cuda" or "cpu".
-        available: ``onnxruntime.get_available_providers()``.
-
-    Returns:
-        (providers in order of preference, always ending with CPU; a note for
-        the log when CUDA was asked for but is not available, else None).
-    """
-    choice = (requested or "auto").lower()
-    if choice not in PROVIDER_CHOICES:
-        raise GlacierFlowError(f"Unknown execution provider choice {requested!r}; use one of "
-                               f"{', '.join(PROVIDER_CHOICES)}.")
-    if choice == "cpu":
-        return [CPU], None
-    if CUDA in available:
-        return [CUDA, CPU], None
-    if choice == "cuda":
-        return [CPU], (f"CUDA was requested but this onnxruntime has no {CUDA} (available: "
-                       f"{', '.join(available) or 'none'}); running on {CPU}. Install onnxruntime-gpu "
-                       "matching your CUDA version into QGIS's Python to use the GPU.")
-    return [CPU], None
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (affinity-aware where the OS tells)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # Windows and macOS have no sched_getaffinity
-        return max(1, os.cpu_count() or 1)
-
-
-def _onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise GlacierFlowError(
-            "The RAFT engine needs onnxruntime, which is not installed in QGIS's Python. Install it "
-            "with `pip install onnxruntime` (or onnxruntime-gpu for an NVIDIA GPU) from the OSGeo4W "
-            "shell / QGIS's Python, restart QGIS, or choose the horn_schunck engine.") from exc
-    return onnxruntime
-
-
-def session_options(ort: Any, threads: int | None = None, spinning: bool = False) -> Any:
-    """SessionOptions for RAFT: no memory-pattern reuse, one intra-op thread per core, no spinning.
-
-    ``enable_mem_reuse = False`` cut session creation from 7-10 s to 1.2-1.6 s
-    on this model (measured; 3.4-5.1 s -> 0.6-1.1 s in bench/bench_raft_speed.py)
-    at the same inference speed. Idle intra-op threads sleep instead of
-    spin-waiting: QGIS shares the machine with its own rendering and other
-    work, and with one of 2 cores busy a 256 px tile took 1.2-1.6x longer
-    with spinning threads (e.g. 0.33 s against 0.21 s, bench_raft_speed).
-
-    Args:
-        ort: the onnxruntime module.
-        threads: intra-op threads; None = :func:`available_cores`.
-        spinning: let idle threads spin-wait (onnxruntime's default), for comparisons.
-    """
-    options = ort.SessionOptions()
-    options.enable_mem_reuse = False
-    options.intra_op_num_threads = threads or available_cores()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    options.log_severity_level = 3  # errors only: shape-inference chatter is not for users
-    return options
-
-
-def cached_session(model_path: str, provider: str = "auto") -> tuple[Any, str | None]:
-    """The InferenceSession of ``model_path`` for a provider choice, created once per process.
-
-    The cache key holds the file's modification time, so a model re-exported
-    in place (e.g. after fine-tuning) is loaded afresh.
-
-    Returns:
-        (session, note for the log or None).
-    """
-    ort = _onnxruntime()
-    path = os.path.abspath(model_path)
-    if not os.path.isfile(path):
-        raise GlacierFlowError(f"RAFT model {path} does not exist; give the path of an exported .onnx file.")
-    choice = (provider or "auto").lower()
-    providers, note = choose_providers(choice, ort.get_available_providers())
-    key = (path, os.stat(path).st_mtime_ns, choice)
-    with _SESSIONS_LOCK:
-        session = _SESSIONS.get(key)
-        if session is None:
-            for stale in [k for k in _SESSIONS if k[0] == path and k[2] == choice]:
-                del _SESSIONS[stale]  # an older version of the same file: free its memory
-            try:
-                session = ort.InferenceSession(path, session_options(ort), providers=providers)
-            except Exception as exc:  # onnxruntime raises its own types for corrupt or foreign files
-                raise GlacierFlowError(f"onnxruntime cannot load the RAFT model {path}: {exc}. Re-export "
-                                       "it with `python -m training.raft.export`.") from exc
-            _SESSIONS[key] = session
-    used = session.get_providers()[0]
-    if providers[0] == CUDA and used != CUDA:  # onnxruntime-gpu falls back quietly when CUDA libs fail
-        note = (f"{CUDA} is installed but could not be started (check the CUDA and cuDNN libraries); "
-                f"running on {used}.")
-    return session, note
-
-
-def clear_session_cache() -> None:
-    """Forget every cached session (frees their memory; the next engine creates one anew)."""
-    with _SESSIONS_LOCK:
-        _SESSIONS.clear()
 
 
 @dataclass(frozen=True)
@@ -283,7 +155,8 @@ class RaftOnnx:
                 "example one from 'Fine-tune RAFT'), export one with `python -m training.raft.export --out "
                 "glacierflow/assets/models/raft/raft_small_glacier.onnx`, or choose the horn_schunck engine.")
         self.model_path = os.path.abspath(path)
-        self.session, note = cached_session(self.model_path, provider)
+        self.session, note = cached_session(self.model_path, provider, "The RAFT engine",
+                                            "re-export it with `python -m training.raft.export`")
         self.provider: str = self.session.get_providers()[0]
         self.provider_notes: tuple[str, ...] = (note,) if note else ()
         self.card = ModelCard.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.model_path)
