@@ -50,3 +50,12 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(NdsiSeriesAlgorithm())
         self.addAlgorithm(ForecastNdsiAlgorithm())
         self.addAlgorithm(TrainForecasterAlgorithm())
+        self._load_analysis_algorithms()
+
+    def _load_analysis_algorithms(self) -> None:
+        """The analysis tools (issue 17): what glaciologists do next with a velocity field."""
+        from .export_netcdf import ExportNetcdfAlgorithm
+        from .velocity_arrows import VelocityArrowsAlgorithm
+
+        for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm()):
+            self.addAlgorithm(algorithm)

@@ -11,6 +11,7 @@ from typing import Any
 from qgis.core import (
     QgsMarkerSymbol,
     QgsPalLayerSettings,
+    QgsProperty,
     QgsRuleBasedRenderer,
     QgsTextBufferSettings,
     QgsTextFormat,
@@ -70,3 +71,23 @@ def apply_stake_style(layer: Any, measured: str, estimated: str, difference: str
     layer.setLabeling(stake_labeling(measured, estimated))
     layer.setLabelsEnabled(True)
     layer.triggerRepaint()
+
+
+# --- flow arrows ----------------------------------------------------------------------------------------
+ARROW_MIN_MM = 1.8  # marker size of a still arrow; the fastest get ARROW_MAX_MM
+ARROW_MAX_MM = 7.0
+
+
+def arrow_symbol(maximum: float) -> QgsMarkerSymbol:
+    """A white arrow with a dark outline, rotated by ``direction`` (degrees clockwise from north) and sized
+    by ``speed`` (m/yr, ``maximum`` gets the largest arrow).
+
+    Sizes are in millimetres on screen, so the arrows stay readable at every zoom.
+    """
+    symbol = QgsMarkerSymbol.createSimple({
+        "name": "arrow", "color": "255,255,255,255", "outline_color": "30,30,30,255",
+        "outline_width": "0.2", "size": str(ARROW_MAX_MM), "size_unit": "MM"})
+    symbol.setDataDefinedAngle(QgsProperty.fromField("direction"))
+    symbol.setDataDefinedSize(QgsProperty.fromExpression(
+        f'scale_linear("speed", 0, {maximum:.6g}, {ARROW_MIN_MM}, {ARROW_MAX_MM})'))
+    return symbol

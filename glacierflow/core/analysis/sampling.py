@@ -1,0 +1,45 @@
+"""Where map points fall on a velocity product's grid, and NaN-aware bilinear values there.
+
+Pixel positions follow :class:`~glacierflow.core.geo.grid.Grid`: (col, row) of pixel *corners*, so the
+centre of pixel (0, 0) is (0.5, 0.5).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..geo.grid import Grid
+
+
+def map_to_pixel(grid: Grid, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-corner positions (col, row in px) of map points (x, y in the grid's CRS, m); any transform."""
+    x0, a, b, y0, d, e = grid.transform
+    det = a * e - b * d
+    dx, dy = np.asarray(x, dtype=float) - x0, np.asarray(y, dtype=float) - y0
+    return (e * dx - b * dy) / det, (-d * dx + a * dy) / det
+
+
+def bilinear_at(values: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Bilinear values of a 2-D array at pixel-corner positions (px), NaN-aware.
+
+    The weights of missing (NaN or off-raster) neighbours are dropped and the others renormalised; NaN
+    where all four neighbours are missing or the point lies outside the raster.
+    """
+    values = np.asarray(values, dtype=float)
+    height, width = values.shape
+    fc, fr = np.asarray(cols, dtype=float) - 0.5, np.asarray(rows, dtype=float) - 0.5
+    c0, r0 = np.floor(fc).astype(int), np.floor(fr).astype(int)
+    tc, tr = fc - c0, fr - r0
+    total = np.zeros(fc.shape)
+    weighted = np.zeros(fc.shape)
+    for dc, dr, weight in ((0, 0, (1 - tc) * (1 - tr)), (1, 0, tc * (1 - tr)), (0, 1, (1 - tc) * tr), (1, 1, tc * tr)):
+        c, r = c0 + dc, r0 + dr
+        inside = (c >= 0) & (c < width) & (r >= 0) & (r < height)
+        sample = np.full(fc.shape, np.nan)
+        sample[inside] = values[r[inside], c[inside]]
+        use = np.isfinite(sample) & (weight > 1e-12)
+        total += np.where(use, weight, 0.0)
+        weighted += np.where(use, weight * np.where(use, sample, 0.0), 0.0)
+    on_raster = (cols >= 0) & (cols <= width) & (rows >= 0) & (rows <= height)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = weighted / total
+    return np.where(on_raster & (total > 1e-12), result, np.nan)

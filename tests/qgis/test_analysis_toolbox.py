@@ -1,0 +1,96 @@
+"""The analysis algorithms (issue 17) through processing.run and qgis_process, as a user runs them."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analysis_samples import centres, grid, write_pair_product
+from qgis.core import QgsApplication, QgsMeshDatasetIndex, QgsMeshLayer, QgsPointXY, QgsVectorLayer
+
+import glacierflow
+
+ANALYSIS_IDS = ["velocity_arrows", "export_netcdf"]
+
+
+@pytest.fixture(scope="module")
+def rotation(tmp_path_factory):
+    """A pair product of solid rotation (vx = -0.5 y', vy = 0.5 x', m/yr) on the sample's UTM grid."""
+    target = grid()
+    x, y = centres(target)
+    vx, vy = -0.5 * (y - y.mean()), 0.5 * (x - x.mean())
+    path = write_pair_product(tmp_path_factory.mktemp("rotation") / "pair.tif", target, vx, vy)
+    return target, path, (float(x.mean()), float(y.mean()))
+
+
+def test_analysis_algorithms_are_registered(plugin):
+    registry = QgsApplication.processingRegistry()
+    for name in ANALYSIS_IDS:
+        algorithm = registry.algorithmById(f"glacierflow:{name}")
+        assert algorithm is not None, name
+        assert algorithm.group() == "Analysis" and "m" in algorithm.shortHelpString()
+
+
+def test_arrows_through_processing_are_styled_and_saved_with_their_style(plugin, rotation, tmp_path):
+    import processing
+
+    _, path, _ = rotation
+    output = str(tmp_path / "arrows.gpkg")
+    result = processing.run("glacierflow:velocity_arrows", {
+        "INPUT": path, "SPACING": 50.0, "SPACING_UNIT": 1, "MIN_FRACTION": 0.0, "OUTPUT": output})
+    assert result["OUTPUT"] == output and result["ARROW_COUNT"] == 12 * 16
+    layer = QgsVectorLayer(output, "arrows", "ogr")  # a fresh layer: the style comes from the GeoPackage
+    assert layer.isValid() and layer.featureCount() == 12 * 16
+    symbol = layer.renderer().symbol()
+    assert symbol.symbolLayer(0).shape() is not None
+    assert symbol.dataDefinedAngle().field() == "direction"
+    feature = next(layer.getFeatures())
+    assert feature["speed"] == pytest.approx(np.hypot(feature["vx"], feature["vy"]), abs=2e-3)
+
+
+def test_netcdf_loads_as_a_mesh_with_a_vector_group(plugin, rotation, tmp_path):
+    import processing
+
+    target, path, (xm, ym) = rotation
+    output = str(tmp_path / "velocity.nc")
+    result = processing.run("glacierflow:export_netcdf", {"INPUT": path, "OUTPUT": output})
+    assert result["OUTPUT"] == output
+    mesh = QgsMeshLayer(output, "velocity", "mdal")
+    assert mesh.isValid(), mesh.error().summary()
+    assert mesh.crs().authid() == "EPSG:32632"
+    provider = mesh.dataProvider()
+    groups = {provider.datasetGroupMetadata(i).name(): i for i in range(provider.datasetGroupCount())}
+    assert {"ice surface velocity", "ice surface speed"} <= set(groups)
+    vector = groups["ice surface velocity"]
+    assert provider.datasetGroupMetadata(vector).isVector()
+    assert not provider.datasetGroupMetadata(groups["ice surface speed"]).isVector()
+    mesh.updateTriangularMesh()
+    index = QgsMeshDatasetIndex(vector, 0)
+    x, y = xm + 105.0, ym - 55.0  # a pixel centre east and south of the middle
+    value = mesh.datasetValue(index, QgsPointXY(x, y))
+    assert value.x() == pytest.approx(-0.5 * (y - ym), abs=0.05)
+    assert value.y() == pytest.approx(0.5 * (x - xm), abs=0.05)
+
+
+def test_arrows_through_qgis_process(rotation, tmp_path):
+    """The headless API exactly as a user's script calls it."""
+    _, path, _ = rotation
+    env = dict(os.environ)
+    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"),
+               QGIS_PLUGINPATH=str(Path(glacierflow.__path__[0]).parent),
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p.endswith("site-packages")))
+    binary = os.environ.get("QGIS_PROCESS", "qgis_process.bin")
+    subprocess.run([binary, "plugins", "enable", "glacierflow"], env=env, capture_output=True, check=True)
+    output = tmp_path / "arrows.gpkg"
+    completed = subprocess.run(
+        [binary, "--json", "run", "glacierflow:velocity_arrows", "--", f"INPUT={path}", "SPACING=10",
+         f"OUTPUT={output}"], env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    answer = json.loads(completed.stdout[completed.stdout.index("{"):])
+    assert answer["results"]["OUTPUT"] == str(output)
+    assert answer["results"]["ARROW_COUNT"] > 20
+    assert QgsVectorLayer(str(output), "arrows", "ogr").featureCount() == answer["results"]["ARROW_COUNT"]
