@@ -55,7 +55,8 @@ class GlacierFlowProvider(QgsProcessingProvider):
     def _load_analysis_algorithms(self) -> None:
         """The analysis tools (issue 17): what glaciologists do next with a velocity field."""
         from .export_netcdf import ExportNetcdfAlgorithm
+        from .strain_rates import StrainRatesAlgorithm
         from .velocity_arrows import VelocityArrowsAlgorithm
 
-        for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm()):
+        for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm(), StrainRatesAlgorithm()):
             self.addAlgorithm(algorithm)

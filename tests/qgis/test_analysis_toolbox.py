@@ -9,12 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analysis_samples import centres, grid, write_pair_product
-from qgis.core import QgsApplication, QgsMeshDatasetIndex, QgsMeshLayer, QgsPointXY, QgsVectorLayer
+from analysis_samples import centres, grid, shear_field, write_pair_product
+from osgeo import gdal
+from qgis.core import (
+    QgsApplication,
+    QgsMeshDatasetIndex,
+    QgsMeshLayer,
+    QgsPointXY,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 
 import glacierflow
 
-ANALYSIS_IDS = ["velocity_arrows", "export_netcdf"]
+ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates"]
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +102,20 @@ def test_arrows_through_qgis_process(rotation, tmp_path):
     assert answer["results"]["OUTPUT"] == str(output)
     assert answer["results"]["ARROW_COUNT"] > 20
     assert QgsVectorLayer(str(output), "arrows", "ogr").featureCount() == answer["results"]["ARROW_COUNT"]
+
+
+def test_strain_rates_of_a_shear_flow_through_processing(plugin, tmp_path):
+    import processing
+
+    target = grid()
+    vx, vy = shear_field(target, 0.02)
+    path = write_pair_product(tmp_path / "shear.tif", target, vx, vy)
+    output = str(tmp_path / "strain.tif")
+    result = processing.run("glacierflow:strain_rates", {"INPUT": path, "SMOOTHING": 40.0, "OUTPUT": output})
+    assert result["MEDIAN_EFFECTIVE"] == pytest.approx(0.01, rel=1e-4)
+    layer = QgsRasterLayer(output, "strain")
+    assert layer.isValid() and layer.renderer().type() == "singlebandpseudocolor"
+    assert layer.renderer().band() == 4  # effective strain rate
+    dataset = gdal.Open(output)  # kept open while its band is read
+    exy = dataset.GetRasterBand(3).ReadAsArray()
+    np.testing.assert_allclose(exy, 0.01, rtol=1e-5)
