@@ -57,6 +57,8 @@ class GlacierFlowProvider(QgsProcessingProvider):
         from .export_netcdf import ExportNetcdfAlgorithm
         from .strain_rates import StrainRatesAlgorithm
         from .velocity_arrows import VelocityArrowsAlgorithm
+        from .velocity_profile import VelocityProfileAlgorithm
 
-        for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm(), StrainRatesAlgorithm()):
+        for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm(), StrainRatesAlgorithm(),
+                          VelocityProfileAlgorithm()):
             self.addAlgorithm(algorithm)

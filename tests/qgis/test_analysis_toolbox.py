@@ -13,6 +13,8 @@ from analysis_samples import centres, grid, shear_field, write_pair_product
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
+    QgsFeature,
+    QgsGeometry,
     QgsMeshDatasetIndex,
     QgsMeshLayer,
     QgsPointXY,
@@ -22,7 +24,7 @@ from qgis.core import (
 
 import glacierflow
 
-ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates"]
+ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates", "velocity_profile"]
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +121,34 @@ def test_strain_rates_of_a_shear_flow_through_processing(plugin, tmp_path):
     dataset = gdal.Open(output)  # kept open while its band is read
     exy = dataset.GetRasterBand(3).ReadAsArray()
     np.testing.assert_allclose(exy, 0.01, rtol=1e-5)
+
+
+def memory_layer(kind, features, crs="EPSG:32632", fields="name:string"):
+    """A memory layer of WKT geometries with a name field, as a user draws on the map."""
+    layer = QgsVectorLayer(f"{kind}?crs={crs}&field={fields}", kind.lower(), "memory")
+    for name, wkt in features:
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromWkt(wkt))
+        feature.setAttributes([name])
+        layer.dataProvider().addFeatures([feature])
+    return layer
+
+
+def test_profile_along_a_drawn_line_through_processing(plugin, rotation, tmp_path):
+    import csv
+
+    import processing
+
+    _, path, (xm, ym) = rotation
+    lines = memory_layer("LineString", [("centre", f"LINESTRING({xm - 300} {ym}, {xm + 300} {ym})")])
+    result = processing.run("glacierflow:velocity_profile", {
+        "INPUT": path, "LINES": lines, "NAME_FIELD": "name", "SPACING": 100.0,
+        "OUTPUT_CSV": str(tmp_path / "p.csv"), "OUTPUT_PNG": str(tmp_path / "p.png")})
+    assert result["STATION_COUNT"] == 7
+    with open(result["OUTPUT_CSV"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["line"] for r in rows] == ["centre"] * 7
+    for row in rows:  # on the rotation's centre line going east: vx = 0, vy = along-left = 0.5 x'
+        assert float(row["vx"]) == pytest.approx(0.0, abs=1e-3)
+        assert float(row["across"]) == pytest.approx(0.5 * (float(row["x"]) - xm), abs=1e-3)
+    assert open(result["OUTPUT_PNG"], "rb").read(4) == b"\x89PNG"

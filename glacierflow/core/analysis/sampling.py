@@ -5,9 +5,13 @@ centre of pixel (0, 0) is (0.5, 0.5).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from ..geo.crs import same_crs, transform_points
 from ..geo.grid import Grid
+from ..products.velocity import VelocityProduct
 
 
 def map_to_pixel(grid: Grid, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,3 +47,40 @@ def bilinear_at(values: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.nd
     with np.errstate(invalid="ignore", divide="ignore"):
         result = weighted / total
     return np.where(on_raster & (total > 1e-12), result, np.nan)
+
+
+def sample_product(product: VelocityProduct, names: Sequence[str], x: np.ndarray, y: np.ndarray,
+                   crs_wkt: str | None = None) -> dict[str, np.ndarray]:
+    """Bilinear values of the product's bands ``names`` at map points (x, y in ``crs_wkt``, default the
+    product's CRS), reading only the window around the points. Bands the product lacks are all-NaN."""
+    x, y = np.atleast_1d(np.asarray(x, dtype=float)), np.atleast_1d(np.asarray(y, dtype=float))
+    if crs_wkt and not same_crs(crs_wkt, product.grid.crs_wkt):
+        moved = transform_points(list(zip(x, y)), crs_wkt, product.grid.crs_wkt)
+        x, y = np.array([p[0] for p in moved], float), np.array([p[1] for p in moved], float)
+    cols, rows = map_to_pixel(product.grid, x, y)
+    result = {name: np.full(x.shape, np.nan) for name in names}
+    finite = np.isfinite(cols) & np.isfinite(rows)
+    if not finite.any():
+        return result
+    c0 = int(max(0, np.floor(cols[finite].min()) - 1))
+    r0 = int(max(0, np.floor(rows[finite].min()) - 1))
+    c1 = int(min(product.grid.width, np.ceil(cols[finite].max()) + 2))
+    r1 = int(min(product.grid.height, np.ceil(rows[finite].max()) + 2))
+    if c1 <= c0 or r1 <= r0:
+        return result
+    for name in names:
+        if product.has(name):
+            window = _read_window(product, name, c0, r0, c1 - c0, r1 - r0)
+            values = bilinear_at(window, cols - c0, rows - r0)
+            inside = (cols >= 0) & (cols <= product.grid.width) & (rows >= 0) & (rows <= product.grid.height)
+            result[name] = np.where(inside, values, np.nan)
+    return result
+
+
+def _read_window(product: VelocityProduct, name: str, col: int, row: int, width: int, height: int) -> np.ndarray:
+    source = product.dataset.GetRasterBand(product.bands[name.lower()])
+    values = source.ReadAsArray(col, row, width, height).astype(np.float64)
+    nodata = source.GetNoDataValue()
+    if nodata is not None and np.isfinite(nodata):
+        values[values == nodata] = np.nan
+    return values
