@@ -58,7 +58,8 @@ class GlacierFlowProvider(QgsProcessingProvider):
         from .strain_rates import StrainRatesAlgorithm
         from .velocity_arrows import VelocityArrowsAlgorithm
         from .velocity_profile import VelocityProfileAlgorithm
+        from .velocity_time_series import VelocityTimeSeriesAlgorithm
 
         for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm(), StrainRatesAlgorithm(),
-                          VelocityProfileAlgorithm()):
+                          VelocityProfileAlgorithm(), VelocityTimeSeriesAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -24,7 +24,8 @@ from qgis.core import (
 
 import glacierflow
 
-ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates", "velocity_profile"]
+ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates", "velocity_profile",
+                "velocity_time_series"]
 
 
 @pytest.fixture(scope="module")
@@ -151,4 +152,31 @@ def test_profile_along_a_drawn_line_through_processing(plugin, rotation, tmp_pat
     for row in rows:  # on the rotation's centre line going east: vx = 0, vy = along-left = 0.5 x'
         assert float(row["vx"]) == pytest.approx(0.0, abs=1e-3)
         assert float(row["across"]) == pytest.approx(0.5 * (float(row["x"]) - xm), abs=1e-3)
+    assert open(result["OUTPUT_PNG"], "rb").read(4) == b"\x89PNG"
+
+
+def test_time_series_from_a_folder_a_layer_and_a_clicked_point(plugin, tmp_path):
+    import csv
+
+    import processing
+
+    target = grid()
+    x, y = centres(target)
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for month, speed in ((7, 80.0), (6, 60.0), (8, 100.0)):
+        write_pair_product(folder / f"pair_{month}.tif", target, np.full(target.shape, speed), np.zeros(target.shape),
+                           f"2021-{month:02d}-01T00:00:00Z", f"2021-{month:02d}-21T00:00:00Z", 20.0)
+    xm, ym = float(x.mean()), float(y.mean())
+    points = memory_layer("Point", [("stake 1", f"POINT({xm} {ym})")])
+    result = processing.run("glacierflow:velocity_time_series", {
+        "FOLDER": str(folder), "POINTS": points, "NAME_FIELD": "name", "POINT": f"{xm + 100},{ym} [EPSG:32632]",
+        "OUTPUT_CSV": str(tmp_path / "s.csv"), "OUTPUT_PNG": str(tmp_path / "s.png")})
+    assert result["VALUE_COUNT"] == 6
+    with open(result["OUTPUT_CSV"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["point"], float(r["speed"])) for r in rows] == [
+        ("stake 1", 60.0), ("stake 1", 80.0), ("stake 1", 100.0), ("clicked", 60.0), ("clicked", 80.0),
+        ("clicked", 100.0)]
+    assert rows[0]["mid_date"] == "2021-06-11T00:00:00Z"
     assert open(result["OUTPUT_PNG"], "rb").read(4) == b"\x89PNG"
