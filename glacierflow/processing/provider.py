@@ -55,11 +55,12 @@ class GlacierFlowProvider(QgsProcessingProvider):
     def _load_analysis_algorithms(self) -> None:
         """The analysis tools (issue 17): what glaciologists do next with a velocity field."""
         from .export_netcdf import ExportNetcdfAlgorithm
+        from .flux_gate import FluxGateAlgorithm
         from .strain_rates import StrainRatesAlgorithm
         from .velocity_arrows import VelocityArrowsAlgorithm
         from .velocity_profile import VelocityProfileAlgorithm
         from .velocity_time_series import VelocityTimeSeriesAlgorithm
 
         for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm(), StrainRatesAlgorithm(),
-                          VelocityProfileAlgorithm(), VelocityTimeSeriesAlgorithm()):
+                          VelocityProfileAlgorithm(), VelocityTimeSeriesAlgorithm(), FluxGateAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analysis_samples import centres, grid, shear_field, write_pair_product
+from analysis_samples import centres, grid, shear_field, write_pair_product, write_stack_product
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
@@ -25,7 +25,7 @@ from qgis.core import (
 import glacierflow
 
 ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates", "velocity_profile",
-                "velocity_time_series"]
+                "velocity_time_series", "flux_gate"]
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +180,24 @@ def test_time_series_from_a_folder_a_layer_and_a_clicked_point(plugin, tmp_path)
         ("clicked", 100.0)]
     assert rows[0]["mid_date"] == "2021-06-11T00:00:00Z"
     assert open(result["OUTPUT_PNG"], "rb").read(4) == b"\x89PNG"
+
+
+def test_flux_gate_of_a_uniform_flow_through_processing(plugin, tmp_path):
+    import processing
+
+    target = grid()
+    path = write_stack_product(tmp_path / "annual.tif", target, np.full(target.shape, 100.0),
+                               np.zeros(target.shape), np.full(target.shape, 5.0))
+    x0, y0 = target.transform[0], target.transform[3]
+    gates = memory_layer("LineString", [("main", f"LINESTRING({x0 + 400} {y0 - 550}, {x0 + 400} {y0 - 50})")])
+    result = processing.run("glacierflow:flux_gate", {
+        "INPUT": path, "GATES": gates, "NAME_FIELD": "name", "THICKNESS_CONSTANT": 200.0,
+        "THICKNESS_UNCERTAINTY_FRACTION": 0.1, "OUTPUT": "memory:", "OUTPUT_STATIONS": str(tmp_path / "st.csv")})
+    assert result["FLUX_KM3"] == pytest.approx(0.9 * 100 * 200 * 500 / 1e9, rel=1e-9)
+    assert result["FLUX_GT"] == pytest.approx(result["FLUX_KM3"] * 0.917, rel=1e-9)
+    assert result["UNCERTAINTY_KM3"] == pytest.approx(0.9 * 500 * np.hypot(200 * 5, 100 * 20) / 1e9, rel=1e-9)
+    table = result["OUTPUT"]
+    row = next(table.getFeatures())
+    assert row["gate"] == "main" and row["covered_fraction"] == 1.0
+    assert row["flux_gt_per_yr"] == pytest.approx(result["FLUX_GT"])
+    assert os.path.getsize(result["OUTPUT_STATIONS"]) > 0

@@ -6,6 +6,7 @@ centre of pixel (0, 0) is (0.5, 0.5).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,32 +54,48 @@ def sample_product(product: VelocityProduct, names: Sequence[str], x: np.ndarray
                    crs_wkt: str | None = None) -> dict[str, np.ndarray]:
     """Bilinear values of the product's bands ``names`` at map points (x, y in ``crs_wkt``, default the
     product's CRS), reading only the window around the points. Bands the product lacks are all-NaN."""
+    bands = {name: product.bands[name.lower()] for name in names if product.has(name)}
+    sampled = sample_dataset(product.dataset, product.grid, bands, x, y, crs_wkt)
+    shape = np.atleast_1d(np.asarray(x)).shape
+    return {name: sampled.get(name, np.full(shape, np.nan)) for name in names}
+
+
+def sample_raster(path: str, x: np.ndarray, y: np.ndarray, crs_wkt: str, band: int = 1) -> np.ndarray:
+    """Bilinear values (NaN-aware) of band ``band`` of any raster at map points (x, y in ``crs_wkt``)."""
+    from ..io.raster import grid_of, open_raster
+
+    dataset = open_raster(path)
+    return sample_dataset(dataset, grid_of(dataset, path), {"band": band}, x, y, crs_wkt)["band"]
+
+
+def sample_dataset(dataset: Any, grid: Grid, bands: dict[str, int], x: np.ndarray, y: np.ndarray,
+                   crs_wkt: str | None = None) -> dict[str, np.ndarray]:
+    """Bilinear values (NaN-aware) of ``bands`` (name -> 1-based index) of a GDAL dataset on ``grid`` at map
+    points (x, y in ``crs_wkt``, default the grid's CRS), reading only the window around the points."""
     x, y = np.atleast_1d(np.asarray(x, dtype=float)), np.atleast_1d(np.asarray(y, dtype=float))
-    if crs_wkt and not same_crs(crs_wkt, product.grid.crs_wkt):
-        moved = transform_points(list(zip(x, y)), crs_wkt, product.grid.crs_wkt)
+    if crs_wkt and not same_crs(crs_wkt, grid.crs_wkt):
+        moved = transform_points(list(zip(x, y)), crs_wkt, grid.crs_wkt)
         x, y = np.array([p[0] for p in moved], float), np.array([p[1] for p in moved], float)
-    cols, rows = map_to_pixel(product.grid, x, y)
-    result = {name: np.full(x.shape, np.nan) for name in names}
+    cols, rows = map_to_pixel(grid, x, y)
+    result = {name: np.full(x.shape, np.nan) for name in bands}
     finite = np.isfinite(cols) & np.isfinite(rows)
     if not finite.any():
         return result
     c0 = int(max(0, np.floor(cols[finite].min()) - 1))
     r0 = int(max(0, np.floor(rows[finite].min()) - 1))
-    c1 = int(min(product.grid.width, np.ceil(cols[finite].max()) + 2))
-    r1 = int(min(product.grid.height, np.ceil(rows[finite].max()) + 2))
+    c1 = int(min(grid.width, np.ceil(cols[finite].max()) + 2))
+    r1 = int(min(grid.height, np.ceil(rows[finite].max()) + 2))
     if c1 <= c0 or r1 <= r0:
         return result
-    for name in names:
-        if product.has(name):
-            window = _read_window(product, name, c0, r0, c1 - c0, r1 - r0)
-            values = bilinear_at(window, cols - c0, rows - r0)
-            inside = (cols >= 0) & (cols <= product.grid.width) & (rows >= 0) & (rows <= product.grid.height)
-            result[name] = np.where(inside, values, np.nan)
+    inside = (cols >= 0) & (cols <= grid.width) & (rows >= 0) & (rows <= grid.height)
+    for name, index in bands.items():
+        window = read_window(dataset.GetRasterBand(index), c0, r0, c1 - c0, r1 - r0)
+        result[name] = np.where(inside, bilinear_at(window, cols - c0, rows - r0), np.nan)
     return result
 
 
-def _read_window(product: VelocityProduct, name: str, col: int, row: int, width: int, height: int) -> np.ndarray:
-    source = product.dataset.GetRasterBand(product.bands[name.lower()])
+def read_window(source: Any, col: int, row: int, width: int, height: int) -> np.ndarray:
+    """A window of a GDAL band as float64, its nodata value as NaN."""
     values = source.ReadAsArray(col, row, width, height).astype(np.float64)
     nodata = source.GetNoDataValue()
     if nodata is not None and np.isfinite(nodata):
