@@ -59,8 +59,10 @@ class GlacierFlowProvider(QgsProcessingProvider):
         from .strain_rates import StrainRatesAlgorithm
         from .velocity_arrows import VelocityArrowsAlgorithm
         from .velocity_profile import VelocityProfileAlgorithm
+        from .velocity_report import VelocityReportAlgorithm
         from .velocity_time_series import VelocityTimeSeriesAlgorithm
 
         for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm(), StrainRatesAlgorithm(),
-                          VelocityProfileAlgorithm(), VelocityTimeSeriesAlgorithm(), FluxGateAlgorithm()):
+                          VelocityProfileAlgorithm(), VelocityTimeSeriesAlgorithm(), FluxGateAlgorithm(),
+                          VelocityReportAlgorithm()):
             self.addAlgorithm(algorithm)

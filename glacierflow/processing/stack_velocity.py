@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from . import report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 
@@ -73,6 +74,7 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
         floor.setFlags(floor.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(floor)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
+        report_step.add_report_parameter(self)
         self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
         self.addOutput(QgsProcessingOutputNumber("MEDIAN_UNCERTAINTY", "Median uncertainty (m/yr)"))
 
@@ -86,6 +88,8 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
             weight_by_interval=self.parameterAsBool(parameters, self.WEIGHT_BY_INTERVAL, context),
             outlier_k=self.parameterAsDouble(parameters, self.OUTLIER_K, context),
             outlier_floor=self.optional_double(parameters, self.OUTLIER_FLOOR, context))
+        report = report_step.report_path(self, parameters, context)
         result = run_stack_job(job, ProcessingFeedback(feedback))
-        return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count,
+        return {**report_step.velocity_report(report, result.output), self.OUTPUT: result.output,
+                "PAIR_COUNT": result.pair_count,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty}

@@ -22,7 +22,7 @@ from qgis.core import (
 )
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
-from . import grid_params
+from . import grid_params, report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 
@@ -114,6 +114,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(model)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
+        report_step.add_report_parameter(self)
 
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
@@ -135,8 +136,9 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
                 self, parameters, context, self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()),
             engine_params=self.raft_model(parameters, context),
         )
+        report = report_step.report_path(self, parameters, context)
         result = run_pair_job(job, ProcessingFeedback(feedback))
-        return {self.OUTPUT: result.output}
+        return {self.OUTPUT: result.output, **report_step.velocity_report(report, result.output, job.outlines)}
 
     def _band(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> int | None:
         if self.is_unset(parameters, name):

@@ -25,7 +25,8 @@ from qgis.core import (
 import glacierflow
 
 ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates", "velocity_profile",
-                "velocity_time_series", "flux_gate"]
+                "velocity_time_series", "flux_gate",
+                "velocity_report"]
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +202,45 @@ def test_flux_gate_of_a_uniform_flow_through_processing(plugin, tmp_path):
     assert row["gate"] == "main" and row["covered_fraction"] == 1.0
     assert row["flux_gt_per_yr"] == pytest.approx(result["FLUX_GT"])
     assert os.path.getsize(result["OUTPUT_STATIONS"]) > 0
+
+
+def report_images(path):
+    page = open(path, encoding="utf-8").read()
+    return page, page.count('src="data:image/png;base64,')
+
+
+def test_velocity_report_and_the_report_output_of_stack_velocity(plugin, tmp_path):
+    import processing
+    from test_stacking import write_pair
+
+    target = grid()
+    vx, vy = shear_field(target, 0.02)
+    pairs = [write_pair(tmp_path / f"p{i}.tif", target, vx + i, vy, days) for i, days in enumerate((20.0, 30.0, 40.0))]
+    stack = processing.run("glacierflow:stack_velocity", {
+        "INPUTS": pairs, "OUTPUT": str(tmp_path / "annual.tif"), "REPORT_HTML": str(tmp_path / "annual.html")})
+    page, count = report_images(stack["REPORT_HTML"])
+    assert count == 2 and "<h2>Speed and flow direction</h2>" in page and "velocity_stack" in page
+    spec = {"INPUT": stack["OUTPUT"], "REFERENCE_VX": pairs[1], "REFERENCE_VY": pairs[1], "TITLE": "Shear",
+            "OUTPUT": str(tmp_path / "report.html")}
+    with pytest.raises(Exception, match="both reference components"):
+        processing.run("glacierflow:velocity_report", dict(spec, REFERENCE_VY=""))
+    report = processing.run("glacierflow:velocity_report", spec)
+    page, count = report_images(report["OUTPUT"])
+    assert "<h2>Reference velocity</h2>" in page and "Shear" in page and count == 3
+    stack_without = processing.run("glacierflow:stack_velocity", {"INPUTS": pairs, "OUTPUT": str(tmp_path / "b.tif")})
+    assert not stack_without.get("REPORT_HTML") and not (tmp_path / "b.html").exists()
+
+
+def test_forecast_report_output(plugin, tmp_path):
+    import processing
+    from test_forecast_jobs import _forecaster, write_sample_scenes
+
+    folder = tmp_path / "scenes"
+    write_sample_scenes(str(folder), shape=(56, 56), years=3, seed=3)
+    series = processing.run("glacierflow:ndsi_series", {"SOURCE": "local_folder", "FOLDER": str(folder),
+                                                        "OUTPUT": str(tmp_path / "series.tif")})
+    result = processing.run("glacierflow:forecast_ndsi", {
+        "SERIES": series["OUTPUT"], "MODEL": _forecaster(), "STRIDE": 25, "OUTPUT": str(tmp_path / "forecast.tif"),
+        "REPORT_HTML": str(tmp_path / "forecast.html")})
+    page, count = report_images(result["REPORT_HTML"])
+    assert count == 1 and "<h2>Hindcast scores</h2>" in page and "forecast " in page and "observed " in page

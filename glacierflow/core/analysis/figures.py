@@ -15,23 +15,29 @@ from ..errors import GlacierFlowError
 from ..io.atomic import write_bytes, write_text
 
 
-def new_figure(width_in: float = 7.0, height_in: float = 4.5) -> Any:
-    """A matplotlib Figure on an Agg canvas (sizes in inches, 100 dpi)."""
+def require_matplotlib() -> None:
+    """Fail clearly, before any work, when matplotlib is missing."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:
         raise GlacierFlowError("Plots need matplotlib: install it into QGIS's Python (OSGeo4W: the "
                                "python3-matplotlib package; pip: 'python -m pip install matplotlib').") from None
-    figure = Figure(figsize=(width_in, height_in), dpi=100)
+
+
+def new_figure(width_in: float = 7.0, height_in: float = 4.5) -> Any:
+    """A matplotlib Figure on an Agg canvas (sizes in inches, 100 dpi)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_in, height_in), dpi=100, constrained_layout=True)
     FigureCanvasAgg(figure)
     return figure
 
 
 def png_bytes(figure: Any) -> bytes:
-    """The figure as PNG bytes (tight layout)."""
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
-    figure.tight_layout()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
