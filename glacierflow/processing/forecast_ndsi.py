@@ -22,6 +22,7 @@ from qgis.core import (
 from . import report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
+from .temporal import load_with_time
 
 DEVICES = ("auto", "cpu", "cuda")
 PREFERRED_MODEL = "unet"  # lowest held-out MSE of the shipped models (bench/RESULTS.md); any can be chosen
@@ -113,6 +114,7 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
         result = run_forecast_job(job, ProcessingFeedback(feedback))
         scores = {f"{name.upper()}_MSE": values["mse"] for name, values in result.hindcast.items()}
         outputs: dict[str, Any] = {self.OUTPUT: result.output, **scores}
+        load_with_time(context, result.output)
         if result.flow_output:
             outputs[self.FLOW_OUTPUT] = result.flow_output
         outputs.update(report_step.forecast_report(report, result.output, job.series, result.hindcast))

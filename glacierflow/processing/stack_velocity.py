@@ -21,6 +21,7 @@ from qgis.core import (
 from . import report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
+from .temporal import load_with_time
 
 HELP_TEXT = """<p>Combines several velocity products of <i>Glacier velocity from an image pair</i> (for example all
 pairs of one year) into one annual velocity map with an uncertainty, pixel by pixel and strip by strip.</p>
@@ -90,6 +91,7 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
             outlier_floor=self.optional_double(parameters, self.OUTLIER_FLOOR, context))
         report = report_step.report_path(self, parameters, context)
         result = run_stack_job(job, ProcessingFeedback(feedback))
+        load_with_time(context, result.output)
         return {**report_step.velocity_report(report, result.output), self.OUTPUT: result.output,
                 "PAIR_COUNT": result.pair_count,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty}

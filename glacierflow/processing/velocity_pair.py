@@ -25,6 +25,7 @@ from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
 from . import grid_params, report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
+from .temporal import load_with_time
 
 HELP_TEXT = """<p>Maps glacier surface velocity from two optical images of the same glacier
 (for example Sentinel-2 band 8 or Landsat-8/9 band 8), following
@@ -138,6 +139,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         )
         report = report_step.report_path(self, parameters, context)
         result = run_pair_job(job, ProcessingFeedback(feedback))
+        load_with_time(context, result.output)
         return {self.OUTPUT: result.output, **report_step.velocity_report(report, result.output, job.outlines)}
 
     def _band(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> int | None:

@@ -37,6 +37,7 @@ from ..core.products import velocity
 from ..core.products.velocity import open_velocity
 from ..core.velocity.arrows import Arrows, arrow_spacing
 from ..processing.styles import arrow_symbol
+from ..processing.temporal import apply_product_time
 from ..qgis_compat import make_field
 
 MIN_ARROW_FRACTION = 0.1  # arrows slower than this share of the legend maximum are not drawn
@@ -240,6 +241,7 @@ def load_results(path: str, engine: str = "", project: QgsProject | None = None)
     project = project or QgsProject.instance()
     metadata = product_metadata(path)
     speed = speed_layer(path)
+    apply_product_time(speed, path)  # the time slider shows the result over its acquisition interval
     maximum = legend_maximum(speed) if speed.isValid() else nice_maximum(1.0)
     arrows = arrow_layer(read_arrows(path, min_speed=MIN_ARROW_FRACTION * maximum), speed.crs(), maximum,
                          path=arrows_path(path))

@@ -244,3 +244,42 @@ def test_forecast_report_output(plugin, tmp_path):
         "REPORT_HTML": str(tmp_path / "forecast.html")})
     page, count = report_images(result["REPORT_HTML"])
     assert count == 1 and "<h2>Hindcast scores</h2>" in page and "forecast " in page and "observed " in page
+
+
+def test_time_slider_ranges_for_series_forecasts_and_velocity(plugin, tmp_path):
+    from datetime import datetime, timezone
+
+    from qgis.core import QgsDateTimeRange, QgsProject
+    from qgis.PyQt.QtCore import QDateTime, Qt
+
+    from glacierflow.core.forecast.series import NdsiSeries
+    from glacierflow.core.products.ndsi import write_ndsi_series
+    from glacierflow.processing.temporal import apply_product_time
+    from glacierflow.ui.forecast_layers import load_series_windows
+    from glacierflow.ui.layers import load_results
+
+    target = grid((20, 30))
+    times = [datetime(2021, m, 1, tzinfo=timezone.utc) for m in (1, 4, 7)]
+    frames = np.stack([np.full(target.shape, v, np.float32) for v in (0.9, 0.5, 0.1)])
+    series = write_ndsi_series(str(tmp_path / "series.tif"), NdsiSeries(frames, times, 3, 0.3, target, []))
+    project = QgsProject()
+    loaded = load_series_windows(series, project)
+    ranges = [layer.temporalProperties().fixedTemporalRange() for layer in loaded.layers]
+    assert [r.begin().toString(Qt.ISODate) for r in ranges] == [
+        "2021-01-01T00:00:00Z", "2021-04-01T00:00:00Z", "2021-07-01T00:00:00Z"]
+    assert ranges[-1].end().toString(Qt.ISODate) == "2021-10-01T00:00:00Z"
+    july = QgsDateTimeRange(QDateTime(2021, 8, 1, 0, 0, 0, 0, Qt.UTC), QDateTime(2021, 8, 2, 0, 0, 0, 0, Qt.UTC))
+    shown = [layer.temporalProperties().isVisibleInTemporalRange(july) for layer in loaded.layers]
+    assert shown == [False, False, True]  # the slider at August 2021 shows the July window only
+
+    whole = QgsRasterLayer(series, "series")
+    apply_product_time(whole, series)
+    assert whole.temporalProperties().isActive()
+    assert whole.temporalProperties().isVisibleInTemporalRange(july)
+
+    vx, vy = shear_field(target, 0.02)
+    pair = write_pair_product(tmp_path / "pair.tif", target, vx, vy, "2021-07-01T00:00:00Z", "2021-07-31T00:00:00Z")
+    results = load_results(pair, project=project)
+    interval = results.speed.temporalProperties().fixedTemporalRange()
+    assert interval.begin().toString(Qt.ISODate) == "2021-07-01T00:00:00Z"
+    assert interval.end().toString(Qt.ISODate) == "2021-07-31T00:00:00Z"
