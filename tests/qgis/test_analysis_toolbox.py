@@ -283,3 +283,17 @@ def test_time_slider_ranges_for_series_forecasts_and_velocity(plugin, tmp_path):
     interval = results.speed.temporalProperties().fixedTemporalRange()
     assert interval.begin().toString(Qt.ISODate) == "2021-07-01T00:00:00Z"
     assert interval.end().toString(Qt.ISODate) == "2021-07-31T00:00:00Z"
+
+
+def test_velocity_pair_report_on_the_built_in_sample(plugin, tmp_path):
+    import processing
+
+    from training.sample import write_sample
+
+    sample = write_sample(str(tmp_path / "sample"))
+    result = processing.run("glacierflow:velocity_pair", {
+        "IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "ENGINE": "farneback", "OUTLINES": sample.outlines,
+        "OUTPUT": str(tmp_path / "velocity.tif"), "REPORT_HTML": str(tmp_path / "velocity.html")})
+    page, count = report_images(result["REPORT_HTML"])
+    assert "<h2>Stable ground</h2>" in page and "Not available" not in page and count == 3
+    assert "farneback" in page

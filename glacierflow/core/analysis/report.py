@@ -159,7 +159,7 @@ def speed_map_section(product: VelocityProduct) -> Section:
     image = axes.imshow(speed if north_up else speed[::-1], extent=(xmin / 1e3, xmax / 1e3, ymin / 1e3, ymax / 1e3),
                         cmap="viridis", vmin=0, vmax=top or 1.0, interpolation="nearest")
     figure.colorbar(image, ax=axes, label="Speed (m/yr)", shrink=0.8)
-    arrows = sampled_arrows(product, max(1, max(grid.width, grid.height) // 25), 0.05 * top)
+    arrows = sampled_arrows(product, max(1, max(grid.width, grid.height) // 25), 0.1 * top)
     if len(arrows):
         axes.quiver(arrows.x / 1e3, arrows.y / 1e3, arrows.vx, arrows.vy, color="white", edgecolor="black",
                     linewidth=0.3, scale=top * 25 if top > 0 else None, width=0.004)

@@ -152,7 +152,9 @@ def series_figure(values: Sequence[SeriesValue]) -> object:
     axes.set_xlabel("Middle of the interval (bars: the interval)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, title="point")
-    figure.autofmt_xdate()
+    for label in axes.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
     return figure
 
 
