@@ -142,14 +142,16 @@ def main() -> None:
     x, y = grid.pixel_to_map(col + 0.5, row + 0.5)
     vx, vy = product.read("vx")[row, col], product.read("vy")[row, col]
     across = np.array([-vy, vx]) / np.hypot(vx, vy)  # perpendicular to the flow
-    gate = Line("gate", np.array([(x - 900 * across[0], y - 900 * across[1]), (x + 900 * across[0], y + 900 * across[1])]),
-                grid.crs_wkt)
+    ends = [(x - 900 * across[0], y - 900 * across[1]), (x + 900 * across[0], y + 900 * across[1])]
+    gate = Line("gate", np.array(ends), grid.crs_wkt)
     (flux,) = fluxgate.flux_gates(pair, [gate], fluxgate.Thickness(constant=150.0, uncertainty_fraction=0.1),
                                   velocity_uncertainty=2.0)
     with open(os.path.join(folder, "flux_gate.md"), "w", encoding="utf-8") as handle:
-        handle.write("| gate | covered | flux (km3/yr) | ± (km3/yr) | flux (Gt/yr) | ± (Gt/yr) |\n|---|---|---|---|---|---|\n")
-        handle.write(f"| gate | {100 * flux.covered_fraction:.0f} % | {flux.total / 1e9:.2e} | {flux.uncertainty / 1e9:.1e} | "
-                     f"{flux.gigatonnes(flux.total):.2e} | {flux.gigatonnes(flux.uncertainty):.1e} |\n")
+        handle.write("| gate | covered | flux (km3/yr) | ± (km3/yr) | flux (Gt/yr) | ± (Gt/yr) |\n"
+                     "|---|---|---|---|---|---|\n")
+        handle.write(f"| gate | {100 * flux.covered_fraction:.0f} % | {flux.total / 1e9:.2e} | "
+                     f"{flux.uncertainty / 1e9:.1e} | {flux.gigatonnes(flux.total):.2e} | "
+                     f"{flux.gigatonnes(flux.uncertainty):.1e} |\n")
 
     truth_vx = product.read("vx")
     truth_vy = product.read("vy")
