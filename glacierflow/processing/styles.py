@@ -13,6 +13,7 @@ from qgis.core import (
     QgsPalLayerSettings,
     QgsProperty,
     QgsRuleBasedRenderer,
+    QgsSymbolLayer,
     QgsTextBufferSettings,
     QgsTextFormat,
     QgsVectorLayerSimpleLabeling,
@@ -90,4 +91,13 @@ def arrow_symbol(maximum: float) -> QgsMarkerSymbol:
     symbol.setDataDefinedAngle(QgsProperty.fromField("direction"))
     symbol.setDataDefinedSize(QgsProperty.fromExpression(
         f'scale_linear("speed", 0, {maximum:.6g}, {ARROW_MIN_MM}, {ARROW_MAX_MM})'))
+    return symbol
+
+
+def coloured_arrow_symbol(maximum: float) -> QgsMarkerSymbol:
+    """:func:`arrow_symbol` filled by speed too (viridis, 0..``maximum`` m/yr): for arrows shown on their own
+    (over imagery rather than over the speed raster)."""
+    symbol = arrow_symbol(maximum)
+    symbol.symbolLayer(0).setDataDefinedProperty(QgsSymbolLayer.Property.PropertyFillColor, QgsProperty.fromExpression(
+        f"ramp_color('Viridis', scale_linear(\"speed\", 0, {maximum:.6g}, 0, 1))"))
     return symbol

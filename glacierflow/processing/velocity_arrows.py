@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
@@ -22,13 +23,13 @@ from qgis.core import (
 )
 
 from .base import GlacierFlowAlgorithm
-from .styles import arrow_symbol
+from .styles import arrow_symbol, coloured_arrow_symbol
 
 HELP_TEXT = """<p>Writes flow arrows of a velocity product (bands vx, vy in m/yr) as a GeoPackage point layer, so
 every user (toolbox, models, batch, <code>qgis_process</code>) gets the arrows the panel draws.</p>
 <p>Each point has <b>vx</b>, <b>vy</b>, <b>speed</b> (m/yr) and <b>direction</b> (degrees clockwise from
-north). The layer is styled as arrows rotated by direction and sized by speed; the style is saved in the
-GeoPackage as its default, so it opens styled anywhere.</p>
+north). The layer is styled as arrows rotated by direction, sized and (with <b>Colour by speed</b>)
+coloured by speed; the style is saved in the GeoPackage as its default, so it opens styled anywhere.</p>
 <h3>Inputs</h3>
 <ul>
 <li><b>Spacing</b> between arrows and its <b>unit</b> (px or m); 0 gives about 35 arrows along the longer
@@ -40,23 +41,28 @@ side.</li>
 UNITS = ["px", "m"]
 
 
+def arrow_renderer(maximum: float, coloured: bool) -> QgsSingleSymbolRenderer:
+    """Arrows sized (and, when ``coloured``, coloured) by speed up to ``maximum`` m/yr."""
+    return QgsSingleSymbolRenderer(coloured_arrow_symbol(maximum) if coloured else arrow_symbol(maximum))
+
+
 class ArrowStyler(QgsProcessingLayerPostProcessorInterface):
-    """Styles the loaded output as arrows sized up to ``maximum`` m/yr."""
+    """Styles the loaded output as arrows sized (and coloured) up to ``maximum`` m/yr."""
 
     instance: ArrowStyler | None = None
 
-    def __init__(self, maximum: float) -> None:
+    def __init__(self, maximum: float, coloured: bool) -> None:
         super().__init__()
-        self.maximum = maximum
+        self.maximum, self.coloured = maximum, coloured
 
     def postProcessLayer(self, layer: Any, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> None:
-        layer.setRenderer(QgsSingleSymbolRenderer(arrow_symbol(self.maximum)))
+        layer.setRenderer(arrow_renderer(self.maximum, self.coloured))
         layer.triggerRepaint()
 
     @classmethod
-    def create(cls, maximum: float) -> ArrowStyler:
-        cls.instance = ArrowStyler(maximum)  # kept alive: Processing holds only a pointer
+    def create(cls, maximum: float, coloured: bool) -> ArrowStyler:
+        cls.instance = ArrowStyler(maximum, coloured)  # kept alive: Processing holds only a pointer
         return cls.instance
 
 
@@ -67,6 +73,7 @@ class VelocityArrowsAlgorithm(GlacierFlowAlgorithm):
     SPACING = "SPACING"
     SPACING_UNIT = "SPACING_UNIT"
     MIN_FRACTION = "MIN_FRACTION"
+    COLOUR_BY_SPEED = "COLOUR_BY_SPEED"
     OUTPUT = "OUTPUT"
 
     ALGORITHM_ID = "velocity_arrows"
@@ -83,6 +90,7 @@ class VelocityArrowsAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_FRACTION, "Minimum speed (fraction of the 98th-percentile speed)",
             QgsProcessingParameterNumber.Type.Double, 0.05, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterBoolean(self.COLOUR_BY_SPEED, "Colour by speed", True))
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Flow arrows", QgsProcessing.SourceType.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputNumber("ARROW_COUNT", "Number of arrows"))
@@ -99,13 +107,14 @@ class VelocityArrowsAlgorithm(GlacierFlowAlgorithm):
                                self.parameterAsDouble(parameters, self.MIN_FRACTION, context))
         path, count = export_arrows(self.raster_path(parameters, self.INPUT, context), output, options)
         feedback.pushInfo(f"{count} arrows written to {path}.")
-        maximum = save_arrow_style(path)
+        coloured = self.parameterAsBool(parameters, self.COLOUR_BY_SPEED, context)
+        maximum = save_arrow_style(path, coloured)
         if context.willLoadLayerOnCompletion(path):
-            context.layerToLoadOnCompletionDetails(path).setPostProcessor(ArrowStyler.create(maximum))
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(ArrowStyler.create(maximum, coloured))
         return {self.OUTPUT: path, "ARROW_COUNT": count}
 
 
-def save_arrow_style(path: str) -> float:
+def save_arrow_style(path: str, coloured: bool = True) -> float:
     """Save the arrow style into the GeoPackage as its default style; returns the speed (m/yr) given the
     largest arrow (a rounded 98th percentile)."""
     from ..core.io.style import nice_maximum
@@ -113,6 +122,6 @@ def save_arrow_style(path: str) -> float:
     layer = QgsVectorLayer(path, "flow arrows", "ogr")
     speeds = sorted(float(f["speed"]) for f in layer.getFeatures())
     maximum = nice_maximum(speeds[int(0.98 * (len(speeds) - 1))] if speeds else 1.0)
-    layer.setRenderer(QgsSingleSymbolRenderer(arrow_symbol(maximum)))
+    layer.setRenderer(arrow_renderer(maximum, coloured))
     layer.saveStyleToDatabase("flow arrows", "GlacierFlow arrows: rotated by direction, sized by speed", True, "")
     return maximum

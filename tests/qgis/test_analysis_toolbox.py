@@ -19,6 +19,7 @@ from qgis.core import (
     QgsMeshLayer,
     QgsPointXY,
     QgsRasterLayer,
+    QgsSymbolLayer,
     QgsVectorLayer,
 )
 
@@ -60,8 +61,23 @@ def test_arrows_through_processing_are_styled_and_saved_with_their_style(plugin,
     symbol = layer.renderer().symbol()
     assert symbol.symbolLayer(0).shape() is not None
     assert symbol.dataDefinedAngle().field() == "direction"
+    fill = symbol.symbolLayer(0).dataDefinedProperties().property(QgsSymbolLayer.Property.PropertyFillColor)
+    assert fill.isActive() and "ramp_color('Viridis'" in fill.expressionString()  # coloured by speed
+    slow, fast = (fill.valueAsColor(_context_with(layer, speed))[0] for speed in (0.0, 1e6))
+    assert slow.isValid() and fast.isValid() and slow != fast
     feature = next(layer.getFeatures())
     assert feature["speed"] == pytest.approx(np.hypot(feature["vx"], feature["vy"]), abs=2e-3)
+
+
+def _context_with(layer, speed):
+    """An expression context whose feature has ``speed`` (m/yr)."""
+    from qgis.core import QgsExpressionContext, QgsExpressionContextUtils
+
+    context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
+    feature = QgsFeature(layer.fields())
+    feature["speed"] = speed
+    context.setFeature(feature)
+    return context
 
 
 def test_netcdf_loads_as_a_mesh_with_a_vector_group(plugin, rotation, tmp_path):

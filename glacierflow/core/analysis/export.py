@@ -16,9 +16,9 @@ import numpy as np
 from ..errors import GlacierFlowError
 from ..geo.crs import spatial_reference
 from ..io.atomic import atomic_path, remove_quietly
-from ..io.timestamps import parse_datetime
 from ..products.velocity import VelocityProduct, open_velocity
 from ..velocity.arrows import Arrows, arrow_spacing, arrows_from_samples, reference_speed, sample_positions
+from .timeline import product_time_range
 
 ARROW_FIELDS = ("vx", "vy", "speed", "direction")  # m/yr, m/yr, m/yr, degrees clockwise from north
 NETCDF_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -158,10 +158,8 @@ def export_arrows(path: str, output: str, options: ArrowOptions = ArrowOptions()
 
 def mid_time(product: VelocityProduct) -> datetime | None:
     """The middle of the product's time span (UTC), or None when it carries no acquisition times."""
-    if not (product.acquisition_a and product.acquisition_b):
-        return None
-    first, last = parse_datetime(product.acquisition_a), parse_datetime(product.acquisition_b)
-    return first + (last - first) / 2
+    span = product_time_range(product)
+    return span[0] + (span[1] - span[0]) / 2 if span else None
 
 
 def _days_since_epoch(when: datetime) -> float:
@@ -221,10 +219,8 @@ def _write_cf(root: Any, product: VelocityProduct, xs: np.ndarray, ys: np.ndarra
         "long_name": "middle of the velocity interval" if middle else "unknown (the product has no dates)",
         "bounds": "time_bnds"})
     bounds = root.CreateMDArray("time_bnds", [time_dim, bounds_dim], float64)
-    span = [days, days]
-    if middle:
-        span = [_days_since_epoch(parse_datetime(product.acquisition_a)),
-                _days_since_epoch(parse_datetime(product.acquisition_b))]
+    interval = product_time_range(product)
+    span = [_days_since_epoch(interval[0]), _days_since_epoch(interval[1])] if interval else [days, days]
     bounds.Write(np.array([span], dtype=float))
     variables = [("vx", f"x-component of {VECTOR_NAME}", "m year-1"),
                  ("vy", f"y-component of {VECTOR_NAME}", "m year-1")]

@@ -7,16 +7,22 @@ from datetime import datetime, timedelta
 
 from ..errors import GlacierFlowError
 from ..io.timestamps import parse_datetime
+from ..products.velocity import VelocityProduct
 
 TimeRange = tuple[datetime, datetime]  # UTC, the end exclusive
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def velocity_time_range(path: str) -> TimeRange | None:
-    """(first, second acquisition) of a velocity product (a stack: first and last), or None without dates."""
+    """(first, second acquisition) of the velocity product at ``path`` (a stack: first and last), or None
+    without dates."""
     from ..products.velocity import open_velocity
 
-    product = open_velocity(path)
+    return product_time_range(open_velocity(path))
+
+
+def product_time_range(product: VelocityProduct) -> TimeRange | None:
+    """(first, second acquisition) of an opened velocity product, or None without dates."""
     if not (product.acquisition_a and product.acquisition_b):
         return None
     first, last = parse_datetime(product.acquisition_a), parse_datetime(product.acquisition_b)

@@ -13,10 +13,10 @@ import numpy as np
 
 from ..errors import GlacierFlowError
 from ..feedback import Feedback, JobCancelled
-from ..io.timestamps import parse_datetime
 from ..products.velocity import open_velocity
 from .figures import new_figure, save_png, write_csv
 from .sampling import sample_product
+from .timeline import product_time_range
 
 SERIES_COLUMNS = ("point", "x", "y", "product", "start", "end", "mid_date", "interval_days", "vx", "vy", "speed",
                   "valid", "uncertainty")
@@ -109,10 +109,11 @@ def _sample_one(path: str, points: Sequence[SeriesPoint], crs_wkt: str, feedback
     except GlacierFlowError as error:
         feedback.warning(f"Skipped {os.path.basename(path)}: {error}")
         return []
-    if not (product.acquisition_a and product.acquisition_b):
+    interval = product_time_range(product)
+    if interval is None:
         feedback.warning(f"Skipped {os.path.basename(path)}: it carries no acquisition dates.")
         return []
-    start, end = parse_datetime(product.acquisition_a), parse_datetime(product.acquisition_b)
+    start, end = interval
     xs, ys = np.array([p.x for p in points]), np.array([p.y for p in points])
     sampled = sample_product(product, ("vx", "vy", "valid", "uncertainty"), xs, ys, crs_wkt)
     return [SeriesValue(point, os.path.basename(path), start, end, *(float(sampled[n][i]) for n in
