@@ -5,7 +5,7 @@
 Computes the sample pair with Farneback, then writes into the folder: the HTML report's speed map with
 arrows and its stable-ground scatter, the CF netCDF rendered by QGIS as a mesh with its vector arrows, the
 effective strain rate, a centreline profile, a time series over a synthetic stack, and the flux-gate
-table (flux_gate.md); also report.html itself.
+table (flux_gate.md), the forecast report's panels; also report.html itself.
 """
 from __future__ import annotations
 
@@ -88,6 +88,23 @@ def render_mesh(netcdf: str, output: str) -> str:
     job.waitForFinished()
     job.renderedImage().save(output, "PNG")
     return output
+
+
+def forecast_panels(work: str, folder: str) -> str:
+    """The forecast report's panels for the built-in NDSI sample (U-net), as forecast_ndsi writes them."""
+    from glacierflow.core.analysis.report import forecast_report
+    from glacierflow.core.forecast.jobs import ForecastJob, NdsiSeriesJob, run_forecast_job, run_ndsi_series_job
+    from glacierflow.core.imagery.local import LocalFolderSource
+    from training.forecast.generator import write_sample_scenes
+
+    scenes = os.path.join(work, "ndsi")
+    write_sample_scenes(scenes, (160, 160), 5)
+    series = os.path.join(work, "series.tif")
+    run_ndsi_series_job(NdsiSeriesJob(series, LocalFolderSource(scenes)))
+    result = run_forecast_job(ForecastJob(series, "unet", os.path.join(work, "forecast.tif")))
+    page = forecast_report(result.output, os.path.join(work, "forecast.html"), series, result.hindcast)
+    image = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,[^"]+">', open(page, encoding="utf-8").read())
+    return decode_figure(image[0], os.path.join(folder, "report_forecast.png"))
 
 
 def main() -> None:
@@ -176,6 +193,7 @@ def main() -> None:
     stakes = [timeseries.SeriesPoint(p.name, lon, lat) for p, (lon, lat) in zip(stakes, lonlat)]
     values = timeseries.velocity_time_series([series_folder], stakes, wgs84_wkt())
     timeseries.write_series_png(os.path.join(folder, "time_series.png"), values)
+    forecast_panels(work, folder)
     print(f"Gallery written to {folder}; the netCDF and products are in {work}; strain {strain_path}")
 
 

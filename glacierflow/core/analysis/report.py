@@ -314,7 +314,8 @@ def forecast_panels_section(panels: Sequence[tuple[str, np.ndarray, datetime]], 
     image = None
     for index, (label, frame, _) in enumerate(panels):
         axes = figure.add_subplot(rows, columns, index + 1)
-        image = axes.imshow(frame, cmap="Blues_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+        # white (no snow) to blue (NDSI 1), as the map layers draw it
+        image = axes.imshow(frame, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
         axes.set_title(label, fontsize=9)
         axes.set_xticks([])
         axes.set_yticks([])
