@@ -48,9 +48,12 @@ def test_drawn_the_other_way_the_flux_changes_sign_and_oblique_gates_agree(unifo
     x0, y0 = target.transform[0], target.transform[3]
     backwards = Line("back", np.array([[x0 + 400.0, y0 - 50.0], [x0 + 400.0, y0 - 550.0]]), target.crs_wkt)
     oblique = Line("oblique", np.array([[x0 + 200.0, y0 - 550.0], [x0 + 600.0, y0 - 50.0]]), target.crs_wkt)
-    back, slanted = flux_gates(path, [backwards, oblique], Thickness(constant=200.0), 7.0)
+    zigzag = Line("zigzag", np.array([[x0 + 300.0, y0 - 550.0], [x0 + 450.0, y0 - 380.0], [x0 + 250.0, y0 - 200.0],
+                                      [x0 + 420.0, y0 - 50.0]]), target.crs_wkt)
+    back, slanted, bent = flux_gates(path, [backwards, oblique, zigzag], Thickness(constant=200.0), 7.0)
     assert back.total == pytest.approx(-9e6, rel=1e-9)
     assert slanted.total == pytest.approx(9e6, rel=1e-9)  # only the span across the flow counts
+    assert bent.total == pytest.approx(9e6, rel=1e-9)  # a bent gate too: pieces end at the vertices
 
 
 def test_linear_thickness_raster_and_a_gate_in_wgs84(uniform):

@@ -31,9 +31,11 @@ def test_stations_are_spaced_along_a_bent_line():
     np.testing.assert_allclose(points.x[-3:], [30, 30, 30])
     np.testing.assert_allclose(points.y[-1], 40.0)
     np.testing.assert_allclose(points.ty[-1], 1.0)
-    gate = stations(line, 25.0, centred=True)
-    np.testing.assert_allclose(gate.width.sum(), 70.0)
-    np.testing.assert_allclose(gate.distance, [12.5, 37.5, 60.0])
+    np.testing.assert_allclose(points.width.sum(), 70.0)
+    gate = stations(line, 25.0, centred=True)  # pieces 0-25, 25-30 (the vertex), 30-50, 50-70
+    np.testing.assert_allclose(gate.width, [25.0, 5.0, 20.0, 20.0])
+    np.testing.assert_allclose(gate.distance, [12.5, 27.5, 40.0, 60.0])
+    np.testing.assert_allclose(gate.tx, [1.0, 1.0, 0.0, 0.0])
     with pytest.raises(GlacierFlowError, match="two distinct"):
         stations(Line("dot", np.array([[1.0, 1.0], [1.0, 1.0]]), wgs84_wkt()), 5.0)
 

@@ -52,21 +52,23 @@ class Stations:
 
 def stations(line: Line, spacing: float, centred: bool = False) -> Stations:
     """Stations every ``spacing`` m along ``line``: from the start to the end inclusive (a profile), or,
-    with ``centred``, at the middles of consecutive pieces of ``spacing`` m (a flux gate; the last piece
-    may be shorter)."""
+    with ``centred``, at the middles of consecutive pieces of at most ``spacing`` m, cut at the vertices
+    too (a flux gate: each piece is straight)."""
     if spacing <= 0:
         raise GlacierFlowError(f"Spacing {spacing} m must be positive.")
     xy = _distinct_vertices(line)
     steps = np.hypot(*np.diff(xy, axis=0).T)
     along = np.concatenate([[0.0], np.cumsum(steps)])
     total = float(along[-1])
-    if centred:
-        edges = np.append(np.arange(0.0, total, spacing), total)
+    if centred:  # pieces also end at the vertices, so each lies on one straight segment
+        edges = np.unique(np.concatenate([np.arange(0.0, total, spacing), along]))
+        edges = edges[np.concatenate([[True], np.diff(edges) > 1e-9])]
         distance, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     else:
         distance = np.append(np.arange(0.0, total, spacing), total)
         distance = distance[np.concatenate([[True], np.diff(distance) > 1e-9])]
-        width = np.gradient(distance) if distance.size > 1 else np.array([total])
+        middles = (distance[:-1] + distance[1:]) / 2
+        width = np.diff(np.concatenate([[0.0], middles, [total]]))
     segment = np.clip(np.searchsorted(along, distance, side="right") - 1, 0, len(steps) - 1)
     tx, ty = np.diff(xy[:, 0])[segment] / steps[segment], np.diff(xy[:, 1])[segment] / steps[segment]
     return Stations(distance, np.interp(distance, along, xy[:, 0]), np.interp(distance, along, xy[:, 1]),
