@@ -81,8 +81,7 @@ class VelocityTimeSeriesAlgorithm(GlacierFlowAlgorithm):
             write_series_png,
         )
 
-        inputs = self.raster_paths(parameters, self.INPUTS, context) if not self.is_unset(parameters, self.INPUTS) \
-            else []
+        inputs = self.raster_paths(parameters, self.INPUTS, context) if parameters.get(self.INPUTS) else []
         folder = self.parameterAsFile(parameters, self.FOLDER, context)
         if folder:
             inputs.append(folder)

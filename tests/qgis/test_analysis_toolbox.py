@@ -187,7 +187,8 @@ def test_time_series_from_a_folder_a_layer_and_a_clicked_point(plugin, tmp_path)
     xm, ym = float(x.mean()), float(y.mean())
     points = memory_layer("Point", [("stake 1", f"POINT({xm} {ym})")])
     result = processing.run("glacierflow:velocity_time_series", {
-        "FOLDER": str(folder), "POINTS": points, "NAME_FIELD": "name", "POINT": f"{xm + 100},{ym} [EPSG:32632]",
+        "INPUTS": [], "FOLDER": str(folder), "POINTS": points, "NAME_FIELD": "name",
+        "POINT": f"{xm + 100},{ym} [EPSG:32632]",
         "OUTPUT_CSV": str(tmp_path / "s.csv"), "OUTPUT_PNG": str(tmp_path / "s.png")})
     assert result["VALUE_COUNT"] == 6
     with open(result["OUTPUT_CSV"], newline="") as handle:
