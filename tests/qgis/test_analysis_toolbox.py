@@ -314,3 +314,28 @@ def test_velocity_pair_report_on_the_built_in_sample(plugin, tmp_path):
     page, count = report_images(result["REPORT_HTML"])
     assert "<h2>Stable ground</h2>" in page and "Not available" not in page and count == 3
     assert "farneback" in page
+
+
+def test_loaded_outputs_carry_their_dates_and_arrow_style(plugin, tmp_path):
+    """As the toolbox runs them (results loaded into the project): the post-processors act."""
+    import processing
+    from qgis.core import QgsProject
+    from qgis.PyQt.QtCore import Qt
+
+    target = grid()
+    vx, vy = shear_field(target, 0.02)
+    pair = write_pair_product(tmp_path / "pair.tif", target, vx, vy, "2021-07-01T00:00:00Z", "2021-07-31T00:00:00Z")
+    stack = processing.runAndLoadResults("glacierflow:stack_velocity", {
+        "INPUTS": [pair], "OUTPUT": str(tmp_path / "annual.tif")})
+    arrows = processing.runAndLoadResults("glacierflow:velocity_arrows", {
+        "INPUT": pair, "MIN_FRACTION": 0.0, "OUTPUT": str(tmp_path / "arrows.gpkg")})
+    project = QgsProject.instance()
+    loaded = {layer.source().split("|")[0]: layer for layer in project.mapLayers().values()}
+    annual = loaded[stack["OUTPUT"]]
+    window = annual.temporalProperties().fixedTemporalRange()
+    assert annual.temporalProperties().isActive()
+    assert window.begin().toString(Qt.ISODate) == "2021-07-01T00:00:00Z"
+    assert window.end().toString(Qt.ISODate) == "2021-07-31T00:00:00Z"
+    symbol = loaded[arrows["OUTPUT"]].renderer().symbol()
+    assert symbol.dataDefinedAngle().field() == "direction"
+    project.removeMapLayers([annual.id(), loaded[arrows["OUTPUT"]].id()])
