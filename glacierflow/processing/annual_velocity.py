@@ -24,7 +24,7 @@ from qgis.core import (
 )
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
-from . import grid_params
+from . import grid_params, report_step
 from . import imagery_params as imagery
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
@@ -128,6 +128,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.REPORT, "Report folder", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
+        report_step.add_report_parameter(self)
         model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)",
                                            extension="onnx", optional=True)
         model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
@@ -170,8 +171,10 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             grid_spec=grid_params.grid_spec(self, parameters, context),
             band=imagery.band_name(self, parameters, context),
             pair_options={"engine_params": self.raft_model(parameters, context)})
+        report = report_step.report_path(self, parameters, context)
         result = run_annual_job(job, ProcessingFeedback(feedback))
-        return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
+        pictures = report_step.velocity_report(report, result.output, job.outlines, job.stable_areas, job.stakes)
+        return {**pictures, self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
                 "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
 

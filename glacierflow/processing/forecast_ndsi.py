@@ -19,8 +19,10 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from . import report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
+from .temporal import load_with_time
 
 DEVICES = ("auto", "cpu", "cuda")
 PREFERRED_MODEL = "unet"  # lowest held-out MSE of the shipped models (bench/RESULTS.md); any can be chosen
@@ -85,6 +87,7 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
         device.setFlags(device.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(device)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "NDSI forecast"))
+        report_step.add_report_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.FLOW_OUTPUT, "Flow between forecast windows", optional=True, createByDefault=False))
         for name, text in ((self.MODEL_MSE, "Hindcast MSE of the model"),
@@ -107,9 +110,12 @@ class ForecastNdsiAlgorithm(GlacierFlowAlgorithm):
                           output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context), flow_output=flow,
                           stride=self.parameterAsInt(parameters, self.STRIDE, context),
                           device=self.parameterAsEnumString(parameters, self.DEVICE, context))
+        report = report_step.report_path(self, parameters, context)
         result = run_forecast_job(job, ProcessingFeedback(feedback))
         scores = {f"{name.upper()}_MSE": values["mse"] for name, values in result.hindcast.items()}
         outputs: dict[str, Any] = {self.OUTPUT: result.output, **scores}
+        load_with_time(context, result.output)
         if result.flow_output:
             outputs[self.FLOW_OUTPUT] = result.flow_output
+        outputs.update(report_step.forecast_report(report, result.output, job.series, result.hindcast))
         return outputs

@@ -19,6 +19,7 @@ from . import grid_params
 from . import imagery_params as ip
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
+from .temporal import load_with_time
 
 ALIGN_CHOICES = ("translation", "euclidean", "affine", "none")
 
@@ -90,4 +91,5 @@ class NdsiSeriesAlgorithm(GlacierFlowAlgorithm):
             align=None if align == "none" else align,
             grid_spec=grid_params.grid_spec(self, parameters, context))
         series = run_ndsi_series_job(job, ProcessingFeedback(feedback))
+        load_with_time(context, job.output)
         return {self.OUTPUT: job.output, "WINDOWS": len(series.times), "FILLED_WINDOWS": len(series.filled_windows)}

@@ -50,3 +50,19 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(NdsiSeriesAlgorithm())
         self.addAlgorithm(ForecastNdsiAlgorithm())
         self.addAlgorithm(TrainForecasterAlgorithm())
+        self._load_analysis_algorithms()
+
+    def _load_analysis_algorithms(self) -> None:
+        """The analysis tools (issue 17): what glaciologists do next with a velocity field."""
+        from .export_netcdf import ExportNetcdfAlgorithm
+        from .flux_gate import FluxGateAlgorithm
+        from .strain_rates import StrainRatesAlgorithm
+        from .velocity_arrows import VelocityArrowsAlgorithm
+        from .velocity_profile import VelocityProfileAlgorithm
+        from .velocity_report import VelocityReportAlgorithm
+        from .velocity_time_series import VelocityTimeSeriesAlgorithm
+
+        for algorithm in (VelocityArrowsAlgorithm(), ExportNetcdfAlgorithm(), StrainRatesAlgorithm(),
+                          VelocityProfileAlgorithm(), VelocityTimeSeriesAlgorithm(), FluxGateAlgorithm(),
+                          VelocityReportAlgorithm()):
+            self.addAlgorithm(algorithm)

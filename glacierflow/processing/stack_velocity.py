@@ -18,8 +18,10 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from . import report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
+from .temporal import load_with_time
 
 HELP_TEXT = """<p>Combines several velocity products of <i>Glacier velocity from an image pair</i> (for example all
 pairs of one year) into one annual velocity map with an uncertainty, pixel by pixel and strip by strip.</p>
@@ -73,6 +75,7 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
         floor.setFlags(floor.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(floor)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
+        report_step.add_report_parameter(self)
         self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
         self.addOutput(QgsProcessingOutputNumber("MEDIAN_UNCERTAINTY", "Median uncertainty (m/yr)"))
 
@@ -86,6 +89,9 @@ class StackVelocityAlgorithm(GlacierFlowAlgorithm):
             weight_by_interval=self.parameterAsBool(parameters, self.WEIGHT_BY_INTERVAL, context),
             outlier_k=self.parameterAsDouble(parameters, self.OUTLIER_K, context),
             outlier_floor=self.optional_double(parameters, self.OUTLIER_FLOOR, context))
+        report = report_step.report_path(self, parameters, context)
         result = run_stack_job(job, ProcessingFeedback(feedback))
-        return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count,
+        load_with_time(context, result.output)
+        return {**report_step.velocity_report(report, result.output), self.OUTPUT: result.output,
+                "PAIR_COUNT": result.pair_count,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty}

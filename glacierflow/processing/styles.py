@@ -11,7 +11,9 @@ from typing import Any
 from qgis.core import (
     QgsMarkerSymbol,
     QgsPalLayerSettings,
+    QgsProperty,
     QgsRuleBasedRenderer,
+    QgsSymbolLayer,
     QgsTextBufferSettings,
     QgsTextFormat,
     QgsVectorLayerSimpleLabeling,
@@ -70,3 +72,32 @@ def apply_stake_style(layer: Any, measured: str, estimated: str, difference: str
     layer.setLabeling(stake_labeling(measured, estimated))
     layer.setLabelsEnabled(True)
     layer.triggerRepaint()
+
+
+# --- flow arrows ----------------------------------------------------------------------------------------
+ARROW_MIN_MM = 1.8  # marker size of a still arrow; the fastest get ARROW_MAX_MM
+ARROW_MAX_MM = 7.0
+
+
+def arrow_symbol(maximum: float) -> QgsMarkerSymbol:
+    """A white arrow with a dark outline, rotated by ``direction`` (degrees clockwise from north) and sized
+    by ``speed`` (m/yr, ``maximum`` gets the largest arrow).
+
+    Sizes are in millimetres on screen, so the arrows stay readable at every zoom.
+    """
+    symbol = QgsMarkerSymbol.createSimple({
+        "name": "arrow", "color": "255,255,255,255", "outline_color": "30,30,30,255",
+        "outline_width": "0.2", "size": str(ARROW_MAX_MM), "size_unit": "MM"})
+    symbol.setDataDefinedAngle(QgsProperty.fromField("direction"))
+    symbol.setDataDefinedSize(QgsProperty.fromExpression(
+        f'scale_linear("speed", 0, {maximum:.6g}, {ARROW_MIN_MM}, {ARROW_MAX_MM})'))
+    return symbol
+
+
+def coloured_arrow_symbol(maximum: float) -> QgsMarkerSymbol:
+    """:func:`arrow_symbol` filled by speed too (viridis, 0..``maximum`` m/yr): for arrows shown on their own
+    (over imagery rather than over the speed raster)."""
+    symbol = arrow_symbol(maximum)
+    symbol.symbolLayer(0).setDataDefinedProperty(QgsSymbolLayer.Property.PropertyFillColor, QgsProperty.fromExpression(
+        f"ramp_color('Viridis', scale_linear(\"speed\", 0, {maximum:.6g}, 0, 1))"))
+    return symbol

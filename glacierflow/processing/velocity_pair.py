@@ -22,9 +22,10 @@ from qgis.core import (
 )
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
-from . import grid_params
+from . import grid_params, report_step
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
+from .temporal import load_with_time
 
 HELP_TEXT = """<p>Maps glacier surface velocity from two optical images of the same glacier
 (for example Sentinel-2 band 8 or Landsat-8/9 band 8), following
@@ -114,6 +115,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(model)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Velocity (m/yr)"))
+        report_step.add_report_parameter(self)
 
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
@@ -135,8 +137,10 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
                 self, parameters, context, self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()),
             engine_params=self.raft_model(parameters, context),
         )
+        report = report_step.report_path(self, parameters, context)
         result = run_pair_job(job, ProcessingFeedback(feedback))
-        return {self.OUTPUT: result.output}
+        load_with_time(context, result.output)
+        return {self.OUTPUT: result.output, **report_step.velocity_report(report, result.output, job.outlines)}
 
     def _band(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> int | None:
         if self.is_unset(parameters, name):

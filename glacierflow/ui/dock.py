@@ -59,6 +59,8 @@ class GlacierFlowDock(QgsDockWidget):
         self._parameters: dict[str, Any] = {}
         self._started = 0.0
         self._help: QDialog | None = None
+        self._series_tool: Any = None
+        self._series_window: QDialog | None = None
         self._build()
         self.modes.setCurrentIndex(int(QgsSettings().value(SETTINGS + "mode", 0)))
         self.modes.currentChanged.connect(lambda index: QgsSettings().setValue(SETTINGS + "mode", index))
@@ -105,12 +107,51 @@ class GlacierFlowDock(QgsDockWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.help_button = QPushButton("Help", self)
         self.help_button.setToolTip("The current mode's algorithm: inputs, units, outputs and papers")
+        self.series_button = QPushButton("Speed at a click", self)
+        self.series_button.setCheckable(True)
+        self.series_button.setToolTip("Click on the map: speed through time there, from the velocity results "
+                                      "loaded in the project (right click or Esc ends)")
+        self.series_button.toggled.connect(self._toggle_series_tool)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.help_button.clicked.connect(self.show_help)
-        for button in (self.run_button, self.cancel_button, self.help_button):
+        for button in (self.run_button, self.cancel_button, self.help_button, self.series_button):
             row.addWidget(button)
         return row
+
+    # ------------------------------------------------------ time series at a click
+    def _toggle_series_tool(self, on: bool) -> None:
+        from .series_tool import PointClickTool
+
+        canvas = self._canvas()
+        if canvas is None:
+            return
+        if on:
+            self._series_tool = PointClickTool(canvas)
+            self._series_tool.pointClicked.connect(self.show_series_at)
+            self._series_tool.finished.connect(lambda: self.series_button.setChecked(False))
+            canvas.setMapTool(self._series_tool)
+        elif self._series_tool is not None:
+            canvas.unsetMapTool(self._series_tool)
+            self._series_tool = None
+
+    def show_series_at(self, point: Any, crs: Any = None, products: list[str] | None = None) -> Any:
+        """Plot the speed through time at ``point`` (canvas CRS unless ``crs``) from ``products`` (default:
+        the dated velocity results loaded in the project) in a window; returns it, or None with the reason
+        in the log."""
+        from .series_tool import SeriesWindow, dated_velocity_layers, series_at
+
+        canvas = self._canvas()
+        crs = crs or (canvas.mapSettings().destinationCrs() if canvas is not None else None)
+        try:
+            results = series_at(point, crs, dated_velocity_layers() if products is None else products)
+        except ValueError as error:
+            self.log(str(error), True)
+            return None
+        self.log(f"Speed through time at {point.x():.1f}, {point.y():.1f}: {results['OUTPUT_CSV']}")
+        self._series_window = SeriesWindow(results["OUTPUT_PNG"], results["OUTPUT_CSV"], self)
+        self._series_window.show()
+        return self._series_window
 
     def _canvas(self) -> Any:
         return self.iface.mapCanvas() if self.iface is not None and hasattr(self.iface, "mapCanvas") else None
@@ -241,3 +282,4 @@ class GlacierFlowDock(QgsDockWidget):
         """Cancel a running job and drop the map tool: the plugin is unloading."""
         self.cancel()
         self.area.release()
+        self.series_button.setChecked(False)

@@ -4,6 +4,12 @@ A forecast product is a multi-band GeoTIFF, one band per window, each band's des
 holding the window's dates (e.g. ``2023-07-01/2023-07-16``). Each window is shown with a
 white-to-blue ramp over NDSI 0..1 (snow and ice in blue); values below 0 are not drawn.
 The NDSI series the forecast started from can join the group, hidden, showing its last window.
+
+Every window layer carries its dates as QGIS temporal properties (fixed range: the window, from the
+WINDOW_START / WINDOW_END band tags or the dates of the description), so the temporal controller (time
+slider) plays the forecast; windows with dates are all switched on, as only the current one draws when
+the slider runs, and the first window is on top otherwise. :func:`load_series_windows` loads a series the
+same way, one layer per window.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtGui import QColor
 
+from ..processing.temporal import apply_product_time, set_fixed_range
 from .layers import ramp_renderer
 
 FORECAST_GROUP = "NDSI forecast"
@@ -89,21 +96,42 @@ def load_forecast(path: str, project: QgsProject | None = None, series: str | No
     ``series`` (the NDSI series the forecast started from) is added last in the group, hidden.
     """
     project = project or QgsProject.instance()
-    names = [window_name(text, band) for band, text in enumerate(band_descriptions(path), start=1)]
     group = project.layerTreeRoot().insertGroup(0, group_name)
-    layers = []
-    for band, name in enumerate(names, start=1):
-        layer = ndsi_layer(path, band, name)
-        project.addMapLayer(layer, False)
-        group.addLayer(layer).setItemVisibilityChecked(band == 1)
-        layers.append(layer)
+    layers = window_layers(path, group, project)
     observed = None
     if series:
         observed = series_layer(series)
+        apply_product_time(observed, series)
         project.addMapLayer(observed, False)
         group.addLayer(observed).setItemVisibilityChecked(False)
     return ForecastLayers(group, layers, observed)
 
 
-__all__ = ["FORECAST_GROUP", "ForecastLayers", "band_descriptions", "load_forecast", "ndsi_layer", "series_layer",
-           "window_dates", "window_name"]
+def window_layers(path: str, group: QgsLayerTreeGroup, project: QgsProject) -> list[QgsRasterLayer]:
+    """One styled layer per band of the NDSI raster ``path`` in ``group``, each with its window as a
+    temporal range; dated windows are switched on (the slider shows one at a time), others only the first."""
+    from ..core.analysis.timeline import band_time_ranges
+
+    ranges = band_time_ranges(path)
+    layers = []
+    for band, text in enumerate(band_descriptions(path), start=1):
+        layer = ndsi_layer(path, band, window_name(text, band))
+        window = ranges[band - 1] if band - 1 < len(ranges) else None
+        if window is not None:
+            set_fixed_range(layer, *window)
+        project.addMapLayer(layer, False)
+        group.addLayer(layer).setItemVisibilityChecked(band == 1 or window is not None)
+        layers.append(layer)
+    return layers
+
+
+def load_series_windows(path: str, project: QgsProject | None = None,
+                        group_name: str = "NDSI series") -> ForecastLayers:
+    """The NDSI series ``path`` as one temporal layer per window in a new top group (for the time slider)."""
+    project = project or QgsProject.instance()
+    group = project.layerTreeRoot().insertGroup(0, group_name)
+    return ForecastLayers(group, window_layers(path, group, project))
+
+
+__all__ = ["FORECAST_GROUP", "ForecastLayers", "band_descriptions", "load_forecast", "load_series_windows",
+           "ndsi_layer", "series_layer", "window_dates", "window_layers", "window_name"]

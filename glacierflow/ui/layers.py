@@ -17,11 +17,9 @@ from qgis.core import (
     QgsFields,
     QgsGeometry,
     QgsLayerTreeGroup,
-    QgsMarkerSymbol,
     QgsPalettedRasterRenderer,
     QgsPointXY,
     QgsProject,
-    QgsProperty,
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
@@ -32,15 +30,16 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from ..core.analysis.export import sampled_arrows
 from ..core.io.atomic import atomic_path, remove_quietly
 from ..core.io.style import nice_maximum
 from ..core.products import velocity
 from ..core.products.velocity import open_velocity
-from ..core.velocity.arrows import Arrows, arrow_spacing, arrows_from_samples, sample_positions
+from ..core.velocity.arrows import Arrows, arrow_spacing
+from ..processing.styles import arrow_symbol
+from ..processing.temporal import apply_product_time
 from ..qgis_compat import make_field
 
-ARROW_MIN_MM = 1.8  # marker size of a still arrow; the fastest get ARROW_MAX_MM
-ARROW_MAX_MM = 7.0
 MIN_ARROW_FRACTION = 0.1  # arrows slower than this share of the legend maximum are not drawn
 
 
@@ -112,36 +111,9 @@ def validity_layer(path: str, band: int, name: str = "untrusted (failed checks)"
 
 
 def read_arrows(path: str, across: int = 35, min_speed: float = 0.0) -> Arrows:
-    """Sample ``vx``, ``vy`` on a regular grid, reading only the sampled rows (any raster size)."""
+    """About ``across`` arrows along the longer side, reading only the sampled rows (any raster size)."""
     product = open_velocity(path)
-    dataset, width, height = product.dataset, product.grid.width, product.grid.height
-    rows, cols = sample_positions(width, height, arrow_spacing(width, height, across))
-    vx = np.stack([_read_row(dataset, product.bands["vx"], int(row), cols) for row in rows])
-    vy = np.stack([_read_row(dataset, product.bands["vy"], int(row), cols) for row in rows])
-    return arrows_from_samples(vx, vy, rows, cols, product.grid.transform, min_speed=min_speed)
-
-
-def _read_row(dataset, band_index: int, row: int, cols: np.ndarray) -> np.ndarray:
-    band = dataset.GetRasterBand(band_index)
-    values = band.ReadAsArray(0, row, dataset.RasterXSize, 1)[0, cols].astype(float)
-    nodata = band.GetNoDataValue()
-    if nodata is not None and np.isfinite(nodata):
-        values[values == nodata] = np.nan
-    return values
-
-
-def arrow_symbol(maximum: float) -> QgsMarkerSymbol:
-    """A white arrow with a dark outline, rotated by ``direction`` and sized by ``speed``.
-
-    Sizes are in millimetres on screen, so the arrows stay readable at every zoom.
-    """
-    symbol = QgsMarkerSymbol.createSimple({
-        "name": "arrow", "color": "255,255,255,255", "outline_color": "30,30,30,255",
-        "outline_width": "0.2", "size": str(ARROW_MAX_MM), "size_unit": "MM"})
-    symbol.setDataDefinedAngle(QgsProperty.fromField("direction"))
-    symbol.setDataDefinedSize(QgsProperty.fromExpression(
-        f'scale_linear("speed", 0, {maximum:.6g}, {ARROW_MIN_MM}, {ARROW_MAX_MM})'))
-    return symbol
+    return sampled_arrows(product, arrow_spacing(product.grid.width, product.grid.height, across), min_speed)
 
 
 def arrow_layer(arrows: Arrows, crs: QgsCoordinateReferenceSystem, maximum: float,
@@ -269,6 +241,7 @@ def load_results(path: str, engine: str = "", project: QgsProject | None = None)
     project = project or QgsProject.instance()
     metadata = product_metadata(path)
     speed = speed_layer(path)
+    apply_product_time(speed, path)  # the time slider shows the result over its acquisition interval
     maximum = legend_maximum(speed) if speed.isValid() else nice_maximum(1.0)
     arrows = arrow_layer(read_arrows(path, min_speed=MIN_ARROW_FRACTION * maximum), speed.crs(), maximum,
                          path=arrows_path(path))

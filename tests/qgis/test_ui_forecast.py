@@ -113,7 +113,8 @@ def test_forecast_tab_runs_the_chain_and_loads_the_windows(dock, model, sample_f
     for band, layer in enumerate(results.layers, start=1):
         assert layer.source() == forecast_path and layer.isValid()
         assert layer.renderer().type() == "singlebandpseudocolor" and layer.renderer().band() == band
-        assert results.group.findLayer(layer.id()).isVisible() == (band == 1)
+        assert results.group.findLayer(layer.id()).isVisible()  # dated: the time slider shows one at a time
+        assert layer.temporalProperties().isActive()
     series = results.series
     assert series is not None and series.source() == series_path and series.renderer().band() == 12
     assert series.name() == "NDSI series (12 windows, shown: 2016-01-01 – 2016-03-31)"

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProject,
     QgsRenderContext,
 )
+from qgis.PyQt.QtCore import Qt
 
 from glacierflow.core.validation.stakes import Comparison, StakeSample, write_csv_report
 from training.sample import write_sample
@@ -45,7 +46,13 @@ def test_forecast_windows_are_layers_with_a_white_blue_ramp(tmp_path):
     assert forecast.group.name() == FORECAST_GROUP and project.layerTreeRoot().children()[0] is forecast.group
     assert [layer.name() for layer in forecast.layers] == [
         "NDSI 2023-07-01 – 2023-09-30", "NDSI 2023-10-01 – 2023-12-31", "NDSI window without dates"]
-    assert [forecast.group.findLayer(layer.id()).isVisible() for layer in forecast.layers] == [True, False, False]
+    # dated windows are all on (the time slider shows one at a time); the undated one is off
+    assert [forecast.group.findLayer(layer.id()).isVisible() for layer in forecast.layers] == [True, True, False]
+    first, second, undated = (layer.temporalProperties() for layer in forecast.layers)
+    assert first.isActive() and second.isActive() and not undated.isActive()
+    window = first.fixedTemporalRange()
+    assert window.begin().toString(Qt.ISODate) == "2023-07-01T00:00:00Z"
+    assert window.end().toString(Qt.ISODate) == "2023-10-01T00:00:00Z"  # the last day inclusive
     for band, layer in enumerate(forecast.layers, start=1):
         renderer = layer.renderer()
         assert renderer.type() == "singlebandpseudocolor" and renderer.band() == band
