@@ -18,7 +18,9 @@ from qgis.core import (
 
 from ..core.errors import GlacierFlowError
 from ..core.feedback import JobCancelled
+from ..core.interrupts import cancel_on_signals
 from ..qgis_compat import make_field
+from .output_guard import guard_outputs
 
 
 class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
@@ -54,12 +56,38 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        try:
-            return self.process(parameters, context, feedback)
-        except JobCancelled:
-            raise QgsProcessingException("Cancelled: no output was written.") from None
-        except GlacierFlowError as error:
-            raise QgsProcessingException(str(error)) from None
+        parameters = self.enum_values_as_names(parameters)
+        with cancel_on_signals(feedback.cancel) as signals:
+            try:
+                guard_outputs(self, parameters, context, feedback)
+                return self.process(parameters, context, feedback)
+            except JobCancelled:
+                stopped_by = f" by {signals.received}" if signals.received else ""
+                raise QgsProcessingException(f"Cancelled{stopped_by}: no output was written.") from None
+            except GlacierFlowError as error:
+                raise QgsProcessingException(str(error)) from None
+
+    def checkParameterValues(self, parameters: dict[str, Any],  # noqa: N802
+                             context: QgsProcessingContext) -> tuple[bool, str]:
+        """Processing's own checks, with an enum given by its number (as ``qgis_process help`` lists it)
+        accepted as well as by its name."""
+        return super().checkParameterValues(self.enum_values_as_names(parameters), context)
+
+    def enum_values_as_names(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """``parameters`` with every number given to a named (static-string) enum replaced by its name."""
+        converted = dict(parameters)
+        for definition in self.parameterDefinitions():
+            if definition.type() != "enum" or not definition.usesStaticStrings():
+                continue
+            value = converted.get(definition.name())
+            options = definition.options()
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+                index = int(value)
+                if 0 <= index < len(options):
+                    converted[definition.name()] = options[index]
+        return converted
 
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
