@@ -12,7 +12,7 @@ from typing import Any
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback
 
 from ..core.io import output_guard as guard
-from ..core.io.atomic import remove_quietly, remove_stale_temporaries, stale_temporaries_in
+from ..core.io.atomic import remove_stale_temporaries, remove_stale_temporaries_in
 
 _INPUT_LAYER_TYPES = {"raster", "source", "vector", "layer", "mesh", "pointcloud"}
 _TEMPORARY = ("TEMPORARY_OUTPUT", "memory:")
@@ -93,9 +93,7 @@ def _input_files(algorithm: QgsProcessingAlgorithm, definition: Any, parameters:
 def _remove_leftovers(output: guard.Output, feedback: QgsProcessingFeedback) -> None:
     """Remove the temporary files a killed earlier run left for this output (and its sidecars)."""
     if output.kind == guard.FOLDER:
-        removed = stale_temporaries_in(output.path)
-        for leftover in removed:
-            remove_quietly(leftover)
+        removed = remove_stale_temporaries_in(output.path)
     else:
         removed = [path for written in guard.written_files(output) for path in remove_stale_temporaries(written)]
     if removed:
