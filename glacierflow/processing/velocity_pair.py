@@ -118,6 +118,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.velocity.pair import PairJob, run_pair_job
+        from ..core.velocity.plausibility import check_speeds
 
         job = PairJob(
             image_a=self.raster_path(parameters, self.IMAGE_A, context),
@@ -135,7 +136,9 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
                 self, parameters, context, self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()),
             engine_params=self.raft_model(parameters, context),
         )
-        result = run_pair_job(job, ProcessingFeedback(feedback))
+        core_feedback = ProcessingFeedback(feedback)
+        result = run_pair_job(job, core_feedback)
+        check_speeds(result.p95_speed, core_feedback)
         return {self.OUTPUT: result.output}
 
     def _band(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> int | None:
