@@ -16,11 +16,13 @@ only less certain. Checked (see docs/errors.md):
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..errors import GlacierFlowError
 from ..feedback import Feedback
 from ..geo.grid import Grid
+from ..geo.outlines import GlacierOutlines
 from ..geo.gridspec import ground_resolution
 from ..io.timestamps import DAYS_PER_YEAR, FILE_WRITING_TIME_SOURCE, Acquisition
 
@@ -53,9 +55,12 @@ def pair_findings(grid_a: Grid, grid_b: Grid, grid: Grid, acquisition_a: Acquisi
 
 
 def check_pair_inputs(grid_a: Grid, grid_b: Grid, grid: Grid, acquisition_a: Acquisition,
-                      acquisition_b: Acquisition, days: float, feedback: Feedback) -> None:
-    """Warn about, or refuse (GlacierFlowError listing every error), implausible pair inputs."""
+                      acquisition_b: Acquisition, days: float, feedback: Feedback, outlines: str | None = None) -> None:
+    """Warn about, or refuse (GlacierFlowError listing every error), implausible pair inputs; ``outlines``
+    (a path) are checked for invalid polygons and for touching the grid."""
     findings = pair_findings(grid_a, grid_b, grid, acquisition_a, acquisition_b, days)
+    if outlines:
+        findings += _outline_findings(outlines, grid, feedback)
     for finding in findings:
         if not finding.error:
             feedback.warning(finding.message)
@@ -85,6 +90,14 @@ def _pixel_findings(grid_a: Grid, grid_b: Grid, grid: Grid) -> list[Finding]:
             f"The output pixel size ({size:g} m) is {fineness:.1f}x finer than the images ({coarser:g} m): "
             "the result is oversampled, not more detailed, and runs slower.", False))
     return findings
+
+
+def _outline_findings(path: str, grid: Grid, feedback: Feedback) -> list[Finding]:
+    outlines = GlacierOutlines(path, grid.crs_wkt, feedback=feedback)  # warns about repaired polygons
+    if outlines.touches(grid):
+        return []
+    return [Finding(f"No glacier outline of '{os.path.basename(path)}' touches the images' common area: the "
+                    "glacier band will be all 0. Check the outlines' CRS and region.", False)]
 
 
 def _size_findings(grid: Grid) -> list[Finding]:
