@@ -145,6 +145,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.workflows.annual import AnnualJob, run_annual_job
+        from ..core.workflows.preflight import check_annual_inputs
 
         job = AnnualJob(
             folder=self.parameterAsFile(parameters, self.FOLDER, context),
@@ -170,6 +171,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             grid_spec=grid_params.grid_spec(self, parameters, context),
             band=imagery.band_name(self, parameters, context),
             pair_options={"engine_params": self.raft_model(parameters, context)})
+        check_annual_inputs(job)  # every input read before the first pair: a bad one fails now, not in hours
         result = run_annual_job(job, ProcessingFeedback(feedback))
         return {self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
                 "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
