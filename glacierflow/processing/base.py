@@ -16,7 +16,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..core.errors import GlacierFlowError
+from ..core.errors import GlacierFlowError, redact_secrets
 from ..core.feedback import JobCancelled
 from ..core.interrupts import cancel_on_signals
 from ..qgis_compat import make_field
@@ -65,7 +65,7 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
                 stopped_by = f" by {signals.received}" if signals.received else ""
                 raise QgsProcessingException(f"Cancelled{stopped_by}: no output was written.") from None
             except GlacierFlowError as error:
-                raise QgsProcessingException(str(error)) from None
+                raise QgsProcessingException(redact_secrets(str(error))) from None
 
     def checkParameterValues(self, parameters: dict[str, Any],  # noqa: N802
                              context: QgsProcessingContext) -> tuple[bool, str]:

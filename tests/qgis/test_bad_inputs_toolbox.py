@@ -7,6 +7,7 @@ import os
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
+from servers.base import LocalServer, QuietHandler
 from test_annual import series  # noqa: F401 (module fixture)
 from test_stable_ground import OFFSET, box_ring, write_polygons
 from test_stable_ground import product as stable_product  # noqa: F401 (module fixture)
@@ -97,3 +98,34 @@ def test_stakes_all_outside_the_rasters_are_an_error_not_a_nan_bias(plugin, prod
         processing.run("glacierflow:compare_stakes", {"STAKES": stakes, "SPEED_FIELD": "speed", "PRODUCTS": [truth],
                                                       "OUTPUT": str(tmp_path / "c.gpkg")})
     assert not (tmp_path / "c.gpkg").exists()
+
+
+class _Refusing(QuietHandler):
+    """A STAC API that refuses every request (HTTP 401), as one does for a wrong key."""
+
+    def do_GET(self):  # noqa: N802
+        body = b'{"detail": "bad key"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_password_in_the_service_url_never_reaches_the_message(plugin, tmp_path):
+    import processing
+
+    server = LocalServer(_Refusing)
+    try:
+        url = server.url.replace("http://", "http://alice:s3cr3t@") + "/v1?token=tok-12345"
+        with pytest.raises(QgsProcessingException) as error:
+            processing.run("glacierflow:search_scenes", {
+                "SOURCE": "earth_search_sentinel2", "SOURCE_URL": url, "EXTENT": "500000,510000,5100000,5110000 "
+                "[EPSG:32632]", "START_DATE": "2021-07-01", "END_DATE": "2021-08-01",
+                "OUTPUT": str(tmp_path / "s.gpkg")})
+    finally:
+        server.stop()
+    message = str(error.value)
+    assert "refused access (HTTP 401" in message and "127.0.0.1" in message
+    assert "s3cr3t" not in message and "tok-12345" not in message
+    assert not (tmp_path / "s.gpkg").exists()
