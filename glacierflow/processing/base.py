@@ -20,6 +20,7 @@ from ..core.errors import GlacierFlowError, redact_secrets
 from ..core.feedback import JobCancelled
 from ..core.interrupts import cancel_on_signals
 from ..qgis_compat import make_field
+from .network_settings import qgis_proxy
 from .output_guard import guard_outputs
 
 
@@ -56,8 +57,10 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        from ..core.imagery.network import using_proxy  # imagery's imports wait until a job runs
+
         parameters = self.enum_values_as_names(parameters)
-        with cancel_on_signals(feedback.cancel) as signals:
+        with cancel_on_signals(feedback.cancel) as signals, using_proxy(qgis_proxy()):
             try:
                 guard_outputs(self, parameters, context, feedback)
                 return self.process(parameters, context, feedback)

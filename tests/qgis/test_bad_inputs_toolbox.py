@@ -129,3 +129,35 @@ def test_a_password_in_the_service_url_never_reaches_the_message(plugin, tmp_pat
     assert "refused access (HTTP 401" in message and "127.0.0.1" in message
     assert "s3cr3t" not in message and "tok-12345" not in message
     assert not (tmp_path / "s.gpkg").exists()
+
+
+class _ForwardProxy(QuietHandler):
+    """A forward HTTP proxy that records the absolute URLs asked of it and answers 401 for the service."""
+
+    def do_GET(self):  # noqa: N802
+        with self.server.owner.lock:
+            self.server.owner.seen.append(self.path)
+        _Refusing.do_GET(self)
+
+
+def test_the_proxy_set_in_qgis_carries_the_jobs_requests(plugin, tmp_path):
+    import processing
+    from qgis.core import QgsSettings
+
+    proxy = LocalServer(_ForwardProxy)
+    proxy.seen = []
+    settings = QgsSettings()
+    for key, value in (("proxyEnabled", True), ("proxyType", "HttpProxy"), ("proxyHost", "127.0.0.1"),
+                       ("proxyPort", proxy.port), ("proxyExcludedUrls", "")):
+        settings.setValue(f"proxy/{key}", value)
+    try:
+        with pytest.raises(QgsProcessingException, match="refused access \\(HTTP 401"):
+            processing.run("glacierflow:search_scenes", {
+                "SOURCE": "earth_search_sentinel2", "SOURCE_URL": "http://stac.glacierflow.invalid/v1",
+                "EXTENT": "500000,510000,5100000,5110000 [EPSG:32632]", "START_DATE": "2021-07-01",
+                "END_DATE": "2021-08-01", "OUTPUT": str(tmp_path / "s.gpkg")})
+    finally:
+        settings.setValue("proxy/proxyEnabled", False)
+        proxy.stop()
+    assert proxy.seen and proxy.seen[0].startswith("http://stac.glacierflow.invalid/v1")
+    assert "http_proxy" not in os.environ or str(proxy.port) not in os.environ["http_proxy"]  # put back

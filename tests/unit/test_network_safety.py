@@ -1,6 +1,7 @@
 """The network layer never shows a credential and never reads a local file for a remote catalogue."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -47,3 +48,20 @@ def test_a_remote_catalogue_may_not_point_an_asset_at_a_local_file(tmp_path, hre
     with pytest.raises(GlacierFlowError, match="does not read local files for a remote catalogue"):
         source.fetch(scene, grid, "nir")
     assert not any((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_the_proxy_reaches_gdal_and_the_environment_only_during_the_job(monkeypatch):
+    from osgeo import gdal
+
+    from glacierflow.core.imagery.network import ProxySettings, using_proxy
+
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.setenv("no_proxy", "corp.example")
+    proxy = ProxySettings("proxy.example", 3128, user="bob", password="p@ss", excluded=("intranet.example",))
+    with using_proxy(proxy):
+        assert gdal.GetConfigOption("GDAL_HTTP_PROXY") == "proxy.example:3128"
+        assert gdal.GetConfigOption("GDAL_HTTP_PROXYUSERPWD") == "bob:p@ss"
+        assert os.environ["https_proxy"] == "http://bob:p%40ss@proxy.example:3128"
+        assert os.environ["no_proxy"] == "corp.example,intranet.example"
+    assert gdal.GetConfigOption("GDAL_HTTP_PROXY") is None and "https_proxy" not in os.environ
+    assert os.environ["no_proxy"] == "corp.example"

@@ -105,7 +105,7 @@ def _request_json(method: str, url: str, policy: HttpPolicy, service: Service, b
         request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
         wait = policy.backoff * (2 ** attempt)
         try:
-            with urllib.request.urlopen(request, timeout=policy.timeout) as answer:  # nosec B310
+            with _opener().open(request, timeout=policy.timeout) as answer:  # nosec B310
                 payload = answer.read()
             return _parse_json(payload, url, service)
         except urllib.error.HTTPError as error:
@@ -132,6 +132,11 @@ def _request_json(method: str, url: str, policy: HttpPolicy, service: Service, b
     raise GlacierFlowError(f"{service.title} {last_problem} at {url}, {policy.retries + 1} tries. Check the internet "
                            "connection (and any proxy) and the API URL, or try again later: the service may be "
                            "down or busy.")
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """An opener with the proxy of this moment (``urlopen`` caches one read once, at its first use)."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler(urllib.request.getproxies()))
 
 
 def _parse_json(payload: bytes, url: str, service: Service) -> Any:
