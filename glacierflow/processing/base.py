@@ -69,6 +69,17 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(f"Cancelled{stopped_by}: no output was written.") from None
             except GlacierFlowError as error:
                 raise QgsProcessingException(redact_secrets(str(error))) from None
+            except PermissionError as error:
+                raise QgsProcessingException(
+                    f"Cannot write '{error.filename or 'the output'}': permission denied (a read-only folder, or the "
+                    "file is open in another program). Choose another output folder, or close the file; nothing "
+                    "was written.") from None
+            except OSError as error:
+                if error.errno is None:
+                    raise
+                raise QgsProcessingException(
+                    f"'{error.filename or 'a file'}': {error.strerror}. Check the path, the free disk space and "
+                    "that the folder is writable; nothing was written.") from None
 
     def checkParameterValues(self, parameters: dict[str, Any],  # noqa: N802
                              context: QgsProcessingContext) -> tuple[bool, str]:

@@ -146,3 +146,35 @@ def test_enum_values_are_accepted_by_number(plugin, sample, tmp_path):
     with pytest.raises(QgsProcessingException):
         processing.run("glacierflow:velocity_pair", {"IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b,
                                                      "ENGINE": 99, "OUTPUT": str(tmp_path / "w.tif")})
+
+
+def test_a_read_only_output_folder_is_a_message_not_a_traceback(plugin, stable_product, tmp_path):  # noqa: F811
+    import processing
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    _, path, outlines, _ = stable_product
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(QgsProcessingException, match="permission denied|not writable|Cannot write"):
+            processing.run("glacierflow:stable_ground", {"INPUT": path, "GLACIER_OUTLINES": outlines,
+                                                         "REPORT": str(locked / "r.json")})
+    finally:
+        locked.chmod(0o755)
+    assert os.listdir(locked) == []
+
+
+def test_an_output_that_cannot_be_replaced_is_a_message_not_a_traceback(plugin, stable_product, tmp_path):  # noqa: F811
+    import processing
+
+    _, path, outlines, _ = stable_product
+    blocking = tmp_path / "r.json"
+    blocking.mkdir()  # a folder where the report should go: the rename cannot replace it
+    (blocking / "keep.txt").write_text("mine")
+    with pytest.raises(QgsProcessingException, match="nothing was written"):
+        processing.run("glacierflow:stable_ground", {"INPUT": path, "GLACIER_OUTLINES": outlines,
+                                                     "REPORT": str(blocking)})
+    assert (blocking / "keep.txt").read_text() == "mine"
+    assert not [name for name in os.listdir(tmp_path) if TEMPORARY_MARK in name]
