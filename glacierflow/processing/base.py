@@ -20,7 +20,7 @@ from ..core.errors import GlacierFlowError, redact_secrets
 from ..core.feedback import JobCancelled
 from ..core.interrupts import cancel_on_signals
 from ..qgis_compat import make_field
-from .network_settings import qgis_proxy
+from .network_settings import apply_cache_settings, qgis_proxy
 from .output_guard import guard_outputs
 
 
@@ -60,6 +60,7 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
         from ..core.imagery.network import using_proxy  # imagery's imports wait until a job runs
 
         parameters = self.enum_values_as_names(parameters)
+        apply_cache_settings()
         with cancel_on_signals(feedback.cancel) as signals, using_proxy(qgis_proxy()):
             try:
                 guard_outputs(self, parameters, context, feedback)

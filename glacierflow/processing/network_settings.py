@@ -23,3 +23,20 @@ def qgis_proxy() -> ProxySettings | None:
         str(settings.value("proxy/noProxyUrls", "") or "").split("|")
     return ProxySettings(host, port, scheme, str(settings.value("proxy/proxyUser", "") or ""),
                          str(settings.value("proxy/proxyPassword", "") or ""), excluded_hosts(excluded))
+
+
+CACHE_FOLDER_KEY = "glacierflow/cache_folder"  # empty: ~/.cache/glacierflow/imagery (or $GLACIERFLOW_CACHE)
+CACHE_LIMIT_KEY = "glacierflow/cache_limit_gb"  # the scene cache's size limit, GB; least recently used evicted
+
+
+def apply_cache_settings() -> None:
+    """Give core's scene cache the folder and size limit of the plugin's settings (QGIS profile)."""
+    from ..core.imagery.base import DEFAULT_CACHE_LIMIT_BYTES, configure_cache
+
+    settings = QgsSettings()
+    folder = str(settings.value(CACHE_FOLDER_KEY, "") or "").strip()
+    try:
+        limit_gb = float(settings.value(CACHE_LIMIT_KEY, DEFAULT_CACHE_LIMIT_BYTES / 1024 ** 3))
+    except (TypeError, ValueError):
+        limit_gb = DEFAULT_CACHE_LIMIT_BYTES / 1024 ** 3
+    configure_cache(folder, int(max(limit_gb, 0.0) * 1024 ** 3))

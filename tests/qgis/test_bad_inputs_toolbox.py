@@ -161,3 +161,25 @@ def test_the_proxy_set_in_qgis_carries_the_jobs_requests(plugin, tmp_path):
         proxy.stop()
     assert proxy.seen and proxy.seen[0].startswith("http://stac.glacierflow.invalid/v1")
     assert "http_proxy" not in os.environ or str(proxy.port) not in os.environ["http_proxy"]  # put back
+
+
+def test_the_cache_folder_and_limit_come_from_the_plugin_settings(plugin, stable_product, tmp_path):  # noqa: F811
+    import processing
+    from qgis.core import QgsSettings
+
+    from glacierflow.core.imagery.base import CACHE_SETTINGS, SceneCache, configure_cache
+
+    settings = QgsSettings()
+    settings.setValue("glacierflow/cache_folder", str(tmp_path / "cache"))
+    settings.setValue("glacierflow/cache_limit_gb", 0.5)
+    _, path, outlines, _ = stable_product
+    try:
+        processing.run("glacierflow:stable_ground", {"INPUT": path, "GLACIER_OUTLINES": outlines,
+                                                     "REPORT": str(tmp_path / "r.json")})
+        cache = SceneCache()
+        assert cache.folder == str(tmp_path / "cache") and cache.max_bytes == 512 * 1024 ** 2
+    finally:
+        settings.remove("glacierflow/cache_folder")
+        settings.remove("glacierflow/cache_limit_gb")
+        configure_cache()
+    assert CACHE_SETTINGS["folder"] == ""

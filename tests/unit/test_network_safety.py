@@ -65,3 +65,24 @@ def test_the_proxy_reaches_gdal_and_the_environment_only_during_the_job(monkeypa
         assert os.environ["no_proxy"] == "corp.example,intranet.example"
     assert gdal.GetConfigOption("GDAL_HTTP_PROXY") is None and "https_proxy" not in os.environ
     assert os.environ["no_proxy"] == "corp.example"
+
+
+def test_the_scene_cache_keeps_to_its_limit_evicting_the_least_recently_used(tmp_path):
+    import time
+
+    import numpy as np
+
+    from glacierflow.core.imagery.base import SceneCache
+
+    grid = sample_grid((64, 64))  # 16 kB + header per entry
+    cache = SceneCache(str(tmp_path), max_bytes=3 * 64 * 64 * 4 + 3 * 200)
+    scenes = [Scene(f"S{i}", datetime(2022, 7, i + 1, tzinfo=timezone.utc), 5.0, "test", f"s{i}") for i in range(5)]
+    for index, scene in enumerate(scenes[:3]):
+        cache.put(scene, grid, np.full(grid.shape, index, np.float32))
+        time.sleep(0.02)
+    assert cache.get(scenes[0], grid) is not None  # used again: now the most recent
+    time.sleep(0.02)
+    cache.put(scenes[3], grid, np.full(grid.shape, 3, np.float32))
+    kept = {scene.id for scene in scenes if cache.get(scene, grid) is not None}
+    assert kept == {"S0", "S2", "S3"}  # S1, the least recently used, went
+    assert sum(f.stat().st_size for f in tmp_path.glob("*.npy")) <= cache.max_bytes
