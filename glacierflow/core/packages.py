@@ -27,7 +27,7 @@ import json
 import os
 import re
 import shutil
-import subprocess  # nosec B404 - runs QGIS's own Python with pip, arguments as a list
+import subprocess  # nosec B404
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -99,7 +99,7 @@ def check_requirements(requirements: Sequence[str]) -> None:
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> int:
     print("$ " + " ".join(command), flush=True)
-    return subprocess.call(command, env=env)  # nosec B603 - QGIS's python -m pip, a list, no shell
+    return subprocess.call(command, env=env)  # nosec B603
 
 
 def ensure_pip(python: str) -> None:

@@ -23,7 +23,8 @@ def _wheel(folder: Path, name: str, version: str, requires: list[str], code: str
     files = {f"{name}/__init__.py": code,
              f"{dist}/METADATA": "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}".format(
                  name, version, "".join(f"Requires-Dist: {r}\n" for r in requires)),
-             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: glacierflow-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+             f"{dist}/WHEEL": ("Wheel-Version: 1.0\nGenerator: glacierflow-test\nRoot-Is-Purelib: true\n"
+                               "Tag: py3-none-any\n")}
     record = []
     for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()

@@ -34,7 +34,8 @@ class ProxySettings:
         """``scheme://[user:password@]host:port``."""
         credentials = ""
         if with_credentials and self.user:
-            credentials = urllib.parse.quote(self.user, safe="") + ":" + urllib.parse.quote(self.password, safe="") + "@"
+            quote = urllib.parse.quote
+            credentials = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}@"
         return f"{self.scheme}://{credentials}{self.host}:{self.port}"
 
 

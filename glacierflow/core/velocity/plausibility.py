@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from ..errors import GlacierFlowError
 from ..feedback import Feedback
 from ..geo.grid import Grid
-from ..geo.outlines import GlacierOutlines
 from ..geo.gridspec import ground_resolution
+from ..geo.outlines import GlacierOutlines
 from ..io.timestamps import DAYS_PER_YEAR, FILE_WRITING_TIME_SOURCE, Acquisition
 
 MAX_PIXEL_RATIO = 2.0  # A and B pixel sizes (m) may differ at most this much
