@@ -386,12 +386,17 @@ def compare_stakes(stakes: Sequence[Stake], products: Sequence[str], method: str
             samples.append(_compare_one(stake, product, method, window))
     comparison = Comparison(list(products), samples)
     comparison.summary = {path: summarise([s for s in samples if s.product == path]) for path in products}
-    if stakes and all(summary["count"] == 0 for summary in comparison.summary.values()):
-        reasons = sorted({s.reason for s in samples if s.reason})
-        raise GlacierFlowError(
-            f"None of the {len(stakes)} stakes has a velocity in any product ({'; '.join(reasons) or 'no value'}): "
-            "check that the stakes lie inside the rasters (and their CRS), and that tracking succeeded there.")
     return comparison
+
+
+def check_some_stake_sampled(comparison: Comparison) -> None:
+    """Refuse a comparison in which no stake has a value in any product (it would report 0 stakes, NaN bias)."""
+    if comparison.samples and all(summary["count"] == 0 for summary in comparison.summary.values()):
+        reasons = sorted({s.reason for s in comparison.samples if s.reason})
+        count = len({s.stake_id for s in comparison.samples})
+        raise GlacierFlowError(
+            f"None of the {count} stakes has a velocity in any product ({'; '.join(reasons) or 'no value'}): "
+            "check that the stakes lie inside the rasters (and their CRS), and that tracking succeeded there.")
 
 
 def _compare_one(stake: Stake, product: ProductSampler, method: str, window: int) -> StakeSample:
