@@ -119,6 +119,7 @@ class SceneCache:
     def __init__(self, folder: str | None = None, max_bytes: int | None = None) -> None:
         self.folder = folder or default_cache_dir()
         self.max_bytes = int(CACHE_SETTINGS["max_bytes"] if max_bytes is None else max_bytes)
+        self.store = True  # False: fetched arrays are not kept (a download writes its own copy)
 
     @staticmethod
     def key(scene: Scene, grid: Grid, band: str = "") -> str:
@@ -207,7 +208,8 @@ class SceneCache:
         array = np.asarray(read(), dtype=np.float32)
         if array.shape != grid.shape:
             raise GlacierFlowError(f"Scene '{scene.id}' came back as {array.shape}, not the grid's {grid.shape}.")
-        self.put(scene, grid, array, band)
+        if self.store:
+            self.put(scene, grid, array, band)
         return array
 
 
