@@ -117,3 +117,15 @@ def test_speeds_beyond_any_glacier_are_a_warning():
     assert recorder.warnings == []
     check_speeds(100000.0, recorder)
     assert "100,000 m/yr" in recorder.warnings[0]
+
+
+def test_a_rerun_removes_what_a_killed_run_left_beside_the_same_output(sample, tmp_path):
+    from glacierflow.core.io.atomic import TEMPORARY_MARK
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for leftover in (f".v.tif.dead{TEMPORARY_MARK}.work.tif", f".v.tif.dead{TEMPORARY_MARK}.tif.ovr.tmp"):
+        (out / leftover).write_bytes(b"partial")
+    (out / ".other.tif.beef.gftmp.work.tif").write_bytes(b"another output's: kept")
+    run_pair_job(PairJob(sample.image_a, sample.image_b, str(out / "v.tif"), engine="farneback"))
+    assert sorted(os.listdir(out)) == [".other.tif.beef.gftmp.work.tif", "v.qml", "v.tif"]
