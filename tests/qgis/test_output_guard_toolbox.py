@@ -178,3 +178,17 @@ def test_an_output_that_cannot_be_replaced_is_a_message_not_a_traceback(plugin, 
                                                      "REPORT": str(blocking)})
     assert (blocking / "keep.txt").read_text() == "mine"
     assert not [name for name in os.listdir(tmp_path) if TEMPORARY_MARK in name]
+
+
+def test_a_csv_layer_is_protected_too(plugin, products, tmp_path):  # noqa: F811
+    from qgis.core import QgsVectorLayer
+
+    _, truth, _, _ = products
+    x, y = centre(*INSIDE[0])
+    table = tmp_path / "stakes.csv"
+    table.write_text(f"name,x,y,speed\nS1,{x},{y},{math.hypot(*truth_at(x, y))}\n")
+    layer = QgsVectorLayer(f"file://{table}?type=csv&xField=x&yField=y&crs=EPSG:32632", "stakes", "delimitedtext")
+    assert layer.isValid()
+    refused("glacierflow:compare_stakes", {"STAKES": layer, "SPEED_FIELD": "speed", "PRODUCTS": [truth],
+                                           "OUTPUT": str(tmp_path / "c.gpkg"), "REPORT_CSV": str(table)},
+            "REPORT_CSV: .* is the input STAKES", [str(table)])

@@ -131,8 +131,8 @@ def input_files(layer_sources: Iterable[str]) -> list[str]:
     files = []
     for source in layer_sources:
         path = source.split("|", 1)[0].strip()
-        if path.startswith("file://"):
-            path = path[len("file://"):]
+        if path.startswith("file://"):  # a delimited-text URI: file:///a.csv?type=csv&...
+            path = path[len("file://"):].split("?", 1)[0]
         if path and os.path.exists(path):
             files.append(path)
     return files
