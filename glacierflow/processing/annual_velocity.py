@@ -146,6 +146,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.workflows.annual import AnnualJob, run_annual_job
+        from ..core.workflows.preflight import check_annual_inputs
 
         job = AnnualJob(
             folder=self.parameterAsFile(parameters, self.FOLDER, context),
@@ -171,6 +172,7 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             grid_spec=grid_params.grid_spec(self, parameters, context),
             band=imagery.band_name(self, parameters, context),
             pair_options={"engine_params": self.raft_model(parameters, context)})
+        check_annual_inputs(job)  # every input read before the first pair: a bad one fails now, not in hours
         report = report_step.report_path(self, parameters, context)
         result = run_annual_job(job, ProcessingFeedback(feedback))
         pictures = report_step.velocity_report(report, result.output, job.outlines, job.stable_areas, job.stakes)

@@ -16,9 +16,12 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..core.errors import GlacierFlowError
+from ..core.errors import GlacierFlowError, redact_secrets
 from ..core.feedback import JobCancelled
+from ..core.interrupts import cancel_on_signals
 from ..qgis_compat import make_field
+from .network_settings import apply_cache_settings, qgis_proxy
+from .output_guard import guard_outputs
 
 
 class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
@@ -54,12 +57,52 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        try:
-            return self.process(parameters, context, feedback)
-        except JobCancelled:
-            raise QgsProcessingException("Cancelled: no output was written.") from None
-        except GlacierFlowError as error:
-            raise QgsProcessingException(str(error)) from None
+        from ..core.imagery.network import using_proxy  # imagery's imports wait until a job runs
+
+        parameters = self.enum_values_as_names(parameters)
+        apply_cache_settings()
+        with cancel_on_signals(feedback.cancel) as signals, using_proxy(qgis_proxy()):
+            try:
+                guard_outputs(self, parameters, context, feedback)
+                return self.process(parameters, context, feedback)
+            except JobCancelled:
+                stopped_by = f" by {signals.received}" if signals.received else ""
+                raise QgsProcessingException(f"Cancelled{stopped_by}: no output was written.") from None
+            except GlacierFlowError as error:
+                raise QgsProcessingException(redact_secrets(str(error))) from None
+            except PermissionError as error:
+                raise QgsProcessingException(
+                    f"Cannot write '{error.filename or 'the output'}': permission denied (a read-only folder, or the "
+                    "file is open in another program). Choose another output folder, or close the file; nothing "
+                    "was written.") from None
+            except OSError as error:
+                if error.errno is None:
+                    raise
+                raise QgsProcessingException(
+                    f"'{error.filename or 'a file'}': {error.strerror}. Check the path, the free disk space and "
+                    "that the folder is writable; nothing was written.") from None
+
+    def checkParameterValues(self, parameters: dict[str, Any],  # noqa: N802
+                             context: QgsProcessingContext) -> tuple[bool, str]:
+        """Processing's own checks, with an enum given by its number (as ``qgis_process help`` lists it)
+        accepted as well as by its name."""
+        return super().checkParameterValues(self.enum_values_as_names(parameters), context)
+
+    def enum_values_as_names(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """``parameters`` with every number given to a named (static-string) enum replaced by its name."""
+        converted = dict(parameters)
+        for definition in self.parameterDefinitions():
+            if definition.type() != "enum" or not definition.usesStaticStrings():
+                continue
+            value = converted.get(definition.name())
+            options = definition.options()
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+                index = int(value)
+                if 0 <= index < len(options):
+                    converted[definition.name()] = options[index]
+        return converted
 
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:

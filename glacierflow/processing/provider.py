@@ -22,6 +22,13 @@ class GlacierFlowProvider(QgsProcessingProvider):
     def icon(self) -> QIcon:
         return QIcon(os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg"))
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
+        """GlacierFlow writes Cloud Optimized GeoTIFFs only: the file dialogs offer .tif."""
+        return ["tif"]
+
+    def defaultRasterFileExtension(self) -> str:  # noqa: N802
+        return "tif"
+
     def loadAlgorithms(self) -> None:  # noqa: N802
         from .annual_velocity import AnnualVelocityAlgorithm
         from .compare_reference import CompareReferenceAlgorithm

@@ -133,6 +133,7 @@ class CompareStakesAlgorithm(GlacierFlowAlgorithm):
         method = METHOD_KEYS[self.parameterAsEnum(parameters, self.METHOD, context)]
         window = self.parameterAsInt(parameters, self.WINDOW, context)
         comparison = core.compare_stakes(stakes, products, method, window)
+        core.check_some_stake_sampled(comparison)
         for line in core.summary_lines(comparison):
             feedback.pushInfo(line)
         outputs = self._write_layer(parameters, context, source, stakes, comparison)

@@ -120,6 +120,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     def process(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.velocity.pair import PairJob, run_pair_job
+        from ..core.velocity.plausibility import check_speeds
 
         job = PairJob(
             image_a=self.raster_path(parameters, self.IMAGE_A, context),
@@ -138,7 +139,9 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             engine_params=self.raft_model(parameters, context),
         )
         report = report_step.report_path(self, parameters, context)
-        result = run_pair_job(job, ProcessingFeedback(feedback))
+        core_feedback = ProcessingFeedback(feedback)
+        result = run_pair_job(job, core_feedback)
+        check_speeds(result.p95_speed, core_feedback)
         load_with_time(context, result.output)
         return {self.OUTPUT: result.output, **report_step.velocity_report(report, result.output, job.outlines)}
 

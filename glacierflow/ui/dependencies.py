@@ -1,8 +1,9 @@
 """Are the plugin's Python packages installed? If not, a dialog explains and can install them.
 
 The check is cheap (``importlib.util.find_spec``: nothing is imported), so it runs on every
-QGIS start. The installation runs ``<QGIS's python> -m pip install -r requirements.txt`` (the plugin's own)
-in a ``QProcess``: QGIS stays responsive and pip's log streams into the dialog.
+QGIS start. The installation (``core/packages.py`` run by QGIS's Python in a ``QProcess``: QGIS stays
+responsive and pip's log streams into the dialog) puts the chosen parts into a plugin-local folder of the QGIS
+profile (:func:`packages_folder`), never into QGIS's own Python, and never installs numpy.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Callable
 
 from qgis.PyQt.QtCore import QProcess, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QLabel,
@@ -24,8 +26,10 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core import packages
+
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNTIME_REQUIREMENTS = os.path.join(PLUGIN_DIR, "requirements.txt")
+INSTALLER = packages.__file__
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,29 @@ def qgis_python(executable: str = sys.executable, exec_prefix: str = sys.exec_pr
     return executable  # last resort: pip's own error will say what is wrong
 
 
-def install_command(python: str = "", requirements: str = RUNTIME_REQUIREMENTS) -> list[str]:
-    """``[python, -m, pip, install, -r, requirements]`` for QGIS's interpreter."""
-    return [python or qgis_python(), "-m", "pip", "install", "-r", requirements]
+def packages_folder() -> str:
+    """The plugin-local package folder of this QGIS profile and Python version (created by an install)."""
+    from qgis.core import QgsApplication
+
+    base = os.path.join(QgsApplication.qgisSettingsDirPath(), "python", "glacierflow-packages")
+    return packages.target_folder(base)
+
+
+def default_components(missing: Sequence[Dependency]) -> list[str]:
+    """The installer choices that cover ``missing``: the engines when OpenCV or onnxruntime lack, Earth Engine
+    when its package lacks."""
+    chosen = []
+    if any(d.module in ("cv2", "onnxruntime") for d in missing):
+        chosen.append("core")
+    if any(d.module == "ee" for d in missing):
+        chosen.append("earth_engine")
+    return chosen or ["core"]
+
+
+def install_command(python: str = "", components: Sequence[str] = ("core",), target: str = "") -> list[str]:
+    """QGIS's Python running the installer for ``components`` into ``target`` (default: :func:`packages_folder`)."""
+    return [python or qgis_python(), INSTALLER, "install", "--target", target or packages_folder(), "--",
+            *packages.requirements_for(components)]
 
 
 def describe_missing(missing: Sequence[Dependency]) -> str:
@@ -111,8 +135,11 @@ class DependencyDialog(QDialog):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("GlacierFlow: missing Python packages")
-        self.resize(640, 480)
-        self.command = list(command or install_command())
+        self.resize(640, 520)
+        self.fixed_command = list(command) if command else None
+        self.choices: dict[str, QCheckBox] = {}
+        self.chosen = default_components(missing)
+        self.command = self.fixed_command or install_command(components=self.chosen)
         self.process: QProcess | None = None
         self.exit_code: int | None = None
         self._build(missing)
@@ -122,11 +149,16 @@ class DependencyDialog(QDialog):
         intro = ("GlacierFlow cannot compute without these packages:" if required
                  else "Optional packages are missing; the rest of GlacierFlow works:")
         self.explanation = QLabel(
-            f"<p>{intro}</p>{describe_missing(missing)}<p>They can be installed into the Python of this QGIS "
-            f"with:</p><pre>{' '.join(self.command)}</pre><p><b>Restart QGIS after the installation.</b> "
-            "On a Linux system Python that refuses pip (externally managed), install them with the system "
-            "package manager instead.</p>", self)
+            f"<p>{intro}</p>{describe_missing(missing)}<p>The parts chosen below are installed into GlacierFlow's "
+            "own folder of your QGIS profile; QGIS's Python and its numpy are left untouched. <b>Restart QGIS "
+            "after the installation.</b> Where QGIS is shared or managed, your administrator can install "
+            "them instead (OSGeo4W, the system package manager).</p>", self)
         self.explanation.setWordWrap(True)
+        for name, label in packages.COMPONENTS.items():
+            box = QCheckBox(label, self)
+            box.setChecked(name in self.chosen)
+            box.toggled.connect(self._update_command)
+            self.choices[name] = box
         self.log_view = QPlainTextEdit(self)
         self.log_view.setReadOnly(True)
         self.status_label = QLabel("", self)
@@ -136,8 +168,15 @@ class DependencyDialog(QDialog):
         buttons.addButton(self.install_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
-        for widget in (self.explanation, self.log_view, self.status_label, buttons):
+        for widget in (self.explanation, *self.choices.values(), self.log_view, self.status_label, buttons):
             layout.addWidget(widget)
+
+    def _update_command(self) -> None:
+        """The command for the parts ticked now (a command given to the dialog stays as it is)."""
+        self.chosen = [name for name, box in self.choices.items() if box.isChecked()]
+        if self.fixed_command is None:
+            self.command = install_command(components=self.chosen)
+        self.install_button.setEnabled(bool(self.chosen) and not self.is_running())
 
     def is_running(self) -> bool:
         """True while the install command runs."""

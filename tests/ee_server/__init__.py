@@ -263,6 +263,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.hang_s)
         if fault is not None and fault.status:
             return _error(fault.status)
+        if action == "algorithms" and method == "GET":
+            return _json({"algorithms": []})  # ee.Initialize lists them; the data methods need none
         match = re.fullmatch(r"/v1/(projects/[^/]+/assets/.+):(listAssets|listImages|getPixels)", path)
         if match is None:
             return _error(404, f"Method not found: {method} {path}")
@@ -335,6 +337,8 @@ def _action_of(path: str) -> str:
         return "discovery"
     if path == "/token":
         return "token"
+    if re.fullmatch(r"/v1/projects/[^/]+/algorithms", path):
+        return "algorithms"
     return path.rpartition(":")[2] if ":" in path.rpartition("/")[2] else "other"
 
 

@@ -46,9 +46,12 @@ def test_qgis_python_is_found_beside_qgis_on_windows():
                       exists=lambda path: path == "/Applications/QGIS.app/Contents/MacOS/python3")
     assert mac == "/Applications/QGIS.app/Contents/MacOS/python3"
     assert qgis_python("/usr/bin/python3", "/usr") == "/usr/bin/python3"
-    command = install_command("/usr/bin/python3")
-    assert command[:5] == ["/usr/bin/python3", "-m", "pip", "install", "-r"]
-    assert command[5].endswith(os.path.join("glacierflow", "requirements.txt"))
+    command = install_command("/usr/bin/python3", ["core", "earth_engine"], "/profile/glacierflow-packages/py311")
+    assert command[:6] == ["/usr/bin/python3", command[1], "install", "--target", "/profile/glacierflow-packages/py311",
+                           "--"]
+    assert command[1].endswith(os.path.join("glacierflow", "core", "packages.py"))
+    assert any(r.startswith("onnxruntime") for r in command[6:]) and any("earthengine" in r for r in command[6:])
+    assert not any(r.startswith("numpy") for r in command)
 
 
 def test_dialog_streams_the_log_without_blocking(qgis_app):
@@ -133,3 +136,19 @@ def test_a_missing_runtime_package_still_registers_the_algorithms(qgis_processin
         assert plugin.message_item is not None and "no-such-package" in plugin.message_item.text()
     finally:
         plugin.unload()
+
+
+def test_dialog_offers_the_optional_parts_as_separate_choices(qgis_app):
+    from glacierflow.ui.dependencies import packages_folder
+
+    earth_engine = next(d for d in DEPENDENCIES if d.module == "ee")
+    dialog = DependencyDialog([earth_engine])
+    assert set(dialog.choices) == {"core", "gpu", "earth_engine", "training"}
+    assert dialog.chosen == ["earth_engine"] and dialog.command[4] == packages_folder()
+    assert any("earthengine" in r for r in dialog.command) and not any("torch" in r for r in dialog.command)
+    dialog.choices["gpu"].setChecked(True)
+    assert any(r.startswith("onnxruntime-gpu") for r in dialog.command)
+    for box in dialog.choices.values():
+        box.setChecked(False)
+    assert not dialog.install_button.isEnabled()
+    assert packages_folder().startswith(QgsApplication.qgisSettingsDirPath())

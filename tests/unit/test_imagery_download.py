@@ -238,6 +238,8 @@ def test_download_writes_tagged_cogs_that_a_local_folder_reads_back(originals, t
     assert _visible(out) == ["a_2021-07-05.tif", "b_2022-07-10.tif"]  # no temporary left, no empty scene
     assert any("fill_2021-08-01: empty on the job grid" in m for m in feedback.messages)
     assert feedback.percents[-1] == 100.0 and len(feedback.percents) == 3
+    assert not list((tmp_path / "cache").rglob("*.npy"))  # stored once: the download, not a cache copy too
+    assert source.cache.store  # the source caches again for other jobs
 
     dataset = gdal.Open(paths[0])
     band = dataset.GetRasterBand(1)

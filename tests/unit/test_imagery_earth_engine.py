@@ -27,7 +27,7 @@ from glacierflow.core.geo.crs import transform_bounds
 from glacierflow.core.geo.grid import Grid
 from glacierflow.core.imagery import SceneCache
 from glacierflow.core.imagery import earth_engine as ee_source
-from glacierflow.core.imagery.earth_engine import EarthEngineSource, month_windows, resolve_login
+from glacierflow.core.imagery.earth_engine import EarthEngineSource, Login, month_windows, resolve_login
 from glacierflow.core.io.raster import write_array
 
 SR = "COPERNICUS/S2_SR_HARMONIZED"
@@ -445,7 +445,8 @@ def test_revoked_service_account_is_refused_with_http_401(server, tmp_path):
     source = _source(server, tmp_path, credentials=None, service_account_key=key)
     with pytest.raises(GlacierFlowError, match=r"credentials were refused \(Request had invalid authentication"):
         source.search(AREA, START, END, SUMMER, 30)
-    assert server.calls("listAssets")[-1].headers["authorization"] == "Bearer revoked-token"
+    refused = [r for r in server.requests if r.action in ("algorithms", "listAssets")]  # ee.Initialize asks first
+    assert refused[-1].headers["authorization"] == "Bearer revoked-token"
 
 
 def test_bad_service_account_key_files(tmp_path):
@@ -482,3 +483,31 @@ def test_listing_region_of_an_antimeridian_polygon_is_two_boxes_not_the_globe():
     assert widths == pytest.approx([0.3, 0.4], abs=1e-6)     # 179.6..180 and -180..-179.7, not 359.3 degrees
     one_side = _wgs84_box(Area("POLYGON((10 46, 11 46, 11 47, 10 47, 10 46))", wgs84))
     assert one_side["type"] == "Polygon"
+
+
+# --- the shared ee session --------------------------------------------------------------------------------------
+def test_an_initialised_session_of_the_same_project_is_reused_and_retries_are_left_alone(server, tmp_path):
+    import ee
+
+    credentials = _credentials()
+    ee.Initialize(credentials=credentials, url=server.url, project=PROJECT)  # as another plugin or the console
+    ee.data.setMaxRetries(3)
+    session = ee.data._get_state().http_transport, ee.data._get_state().requests_session
+    before = len(server.calls("algorithms"))
+    source = EarthEngineSource(project=PROJECT, url=server.url, cache_dir=str(tmp_path / "cache"), retries=1,
+                               backoff_s=0.01, timeout_s=5.0)  # no credentials of its own: the session's serve
+    source._login = Login(credentials, PROJECT, "stored credentials")  # the route a console user has
+    assert len(source.search(AREA, START, END, SUMMER, 30)) == 2
+    assert len(server.calls("algorithms")) == before  # not initialised again
+    assert (ee.data._get_state().http_transport, ee.data._get_state().requests_session) == session
+    assert ee.data._get_state().credentials is credentials and ee.data._get_state().max_retries == 3
+
+
+def test_a_session_of_another_project_is_not_used(server, tmp_path):
+    import ee
+
+    ee.Initialize(credentials=_credentials(), url=server.url, project=PROJECT)
+    ee.data.setCloudApiUserProject("someone-elses-project")  # another user's session, another project
+    source = _source(server, tmp_path)
+    assert len(source.search(AREA, START, END, SUMMER, 30)) == 2
+    assert {r.headers.get("x-goog-user-project") for r in server.calls("listAssets")} == {PROJECT}

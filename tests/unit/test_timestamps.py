@@ -63,7 +63,7 @@ def test_landsat_mtl_beside_the_file(tmp_path):
 def test_explicit_date_wins_and_missing_date_says_what_to_do(tmp_path):
     image = tmp_path / "scene.tif"
     image.write_bytes(b"")
-    assert acquisition_of(str(image), explicit="2020-01-02").source == "given"
+    assert acquisition_of(str(image), explicit="2020-01-02T10:00:00Z").source == "given"
     with pytest.raises(GlacierFlowError, match="DATE_A"):
         acquisition_of(str(image))
 

@@ -235,6 +235,7 @@ def run_forecast_job(job: ForecastJob, feedback: Feedback | None = None) -> Fore
     for line in hindcast_lines(hindcast, card):
         feedback.info(line)
     forecast = forecaster.forecast_scene(series.frames[-card.n_in:], job.stride, StageFeedback(feedback, 45.0, 95.0))
+    check_forecast_values(forecast, series.frames[-1], card, feedback)
     starts = [add_months(series.times[-1], series.window_months * (k + 1)) for k in range(card.n_out)]
     card_entries = {"name": card.name, "architecture": card.architecture, "version": card.version,
                     "provider": forecaster.provider, "input_windows": ", ".join(
@@ -261,6 +262,33 @@ def run_forecast_job(job: ForecastJob, feedback: Feedback | None = None) -> Fore
     feedback.progress(100.0)
     feedback.info(f"Forecast of {len(starts)} windows from {starts[0]:%Y-%m-%d} -> {job.output}")
     return ForecastResult(job.output, job.flow_output, starts, forecaster.provider, forecaster.summary(), hindcast)
+
+
+RANGE_TOLERANCE = 1e-3  # NDSI units: float rounding of a model that clamps to its range
+
+
+def check_forecast_values(forecast: np.ndarray, last_frame: np.ndarray, card: Any, feedback: Feedback) -> None:
+    """Refuse a forecast that is all NaN, or has values outside the model card's ``output_range``, before it
+    is written; warn when it lost more pixels than the series had."""
+    finite = np.isfinite(forecast)
+    if not finite.any():
+        raise GlacierFlowError(
+            f"The forecaster '{card.name}' returned no value (all NaN): the model file is broken or does not fit "
+            "this series. Choose another model, or re-export it; nothing was written.")
+    output_range = card.raw.get("output_range") if isinstance(getattr(card, "raw", None), dict) else None
+    if output_range:
+        low, high = float(output_range[0]), float(output_range[1])
+        values = forecast[finite]
+        lowest, highest = float(values.min()), float(values.max())
+        if lowest < low - RANGE_TOLERANCE or highest > high + RANGE_TOLERANCE:
+            raise GlacierFlowError(
+                f"The forecaster '{card.name}' returned values from {lowest:.3g} to {highest:.3g}, outside its card's "
+                f"range {low:g}-{high:g}: its output cannot be trusted. Choose another model, or re-export it; "
+                "nothing was written.")
+    had_data = np.isfinite(last_frame)
+    lost = float(np.mean(~finite[:, had_data])) if had_data.any() else 0.0
+    if lost > 0.01:
+        feedback.warning(f"The forecast has no value on {100.0 * lost:.1f} % of the pixels where the series has data.")
 
 
 def _check_compatible(series: NdsiSeries, card: Any) -> None:

@@ -169,7 +169,13 @@ class OnnxForecaster:
             if is_cancelled is not None and is_cancelled():
                 raise JobCancelled("NDSI forecast cancelled")
             batch = np.ascontiguousarray(x[start:start + step])
-            out[start:start + step] = self.session.run([c.output_name], {c.input_name: batch})[0]
+            answer = np.asarray(self.session.run([c.output_name], {c.input_name: batch})[0])
+            if answer.shape != (len(batch), c.n_out, c.patch_size, c.patch_size):
+                raise GlacierFlowError(
+                    f"{c.name} returned shape {answer.shape}, but its card promises ({len(batch)}, {c.n_out}, "
+                    f"{c.patch_size}, {c.patch_size}): the model and its card disagree. Re-export the model, or "
+                    "choose another.")
+            out[start:start + step] = answer
             if progress is not None:
                 progress(100.0 * min(len(x), start + step) / len(x))
         return out

@@ -162,11 +162,11 @@ def _automatic_grid_for(grid: Grid) -> Grid:
     xmin, ymin, xmax, ymax = grid.bounds()
     lon, lat = to_lonlat([((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)], grid.crs_wkt)[0]
     wkt, _ = automatic_crs(lon, lat)
-    size = max(1.0, round(_ground_resolution(grid)))
+    size = max(1.0, round(ground_resolution(grid)))
     return _snapped_grid(wkt, size, transform_bounds(grid.bounds(), grid.crs_wkt, wkt))
 
 
-def _ground_resolution(grid: Grid) -> float:
+def ground_resolution(grid: Grid) -> float:
     """The finer pixel side of ``grid`` in metres (degrees converted at its centre latitude)."""
     across, along = grid.pixel_size
     if is_geographic(grid.crs_wkt):
@@ -380,4 +380,4 @@ def _native_ground_resolution(path: str) -> float | None:
         return None
     finally:
         dataset = None
-    return _ground_resolution(grid)
+    return ground_resolution(grid)

@@ -9,6 +9,7 @@ interrupted fetch leaves no corrupt entry.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -87,23 +88,38 @@ class ImageSource(Protocol):
 
 
 def default_cache_dir() -> str:
-    """``$GLACIERFLOW_CACHE`` or ``~/.cache/glacierflow/imagery``: where fetched arrays are kept."""
-    configured = os.environ.get("GLACIERFLOW_CACHE")
+    """Where fetched arrays are kept: the plugin setting (:func:`configure_cache`), ``$GLACIERFLOW_CACHE``, or
+    ``~/.cache/glacierflow/imagery``."""
+    configured = CACHE_SETTINGS["folder"] or os.environ.get("GLACIERFLOW_CACHE")
     if configured:
         return configured
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "glacierflow", "imagery")
 
 
+DEFAULT_CACHE_LIMIT_BYTES = 20 * 1024 ** 3  # 20 GB: a season of Sentinel-2 scenes over a large glacier
+CACHE_SETTINGS: dict[str, Any] = {"folder": "", "max_bytes": DEFAULT_CACHE_LIMIT_BYTES}
+
+
+def configure_cache(folder: str = "", max_bytes: int | None = None) -> None:
+    """The scene cache's folder ("" = the default) and size limit (bytes) for the caches made from now on (the
+    plugin's settings, applied by every Processing job)."""
+    CACHE_SETTINGS["folder"] = folder or ""
+    CACHE_SETTINGS["max_bytes"] = DEFAULT_CACHE_LIMIT_BYTES if max_bytes is None else int(max_bytes)
+
+
 class SceneCache:
-    """A folder of fetched arrays (``.npy``), one per (scene, band, version, grid).
+    """A folder of fetched arrays (``.npy``), one per (scene, band, version, grid), at most ``max_bytes`` in all:
+    past the limit the least recently used entries are evicted.
 
     Entries are written to a hidden temporary file and renamed into place,
     so an entry either exists complete or not at all.
     """
 
-    def __init__(self, folder: str | None = None) -> None:
+    def __init__(self, folder: str | None = None, max_bytes: int | None = None) -> None:
         self.folder = folder or default_cache_dir()
+        self.max_bytes = int(CACHE_SETTINGS["max_bytes"] if max_bytes is None else max_bytes)
+        self.store = True  # False: fetched arrays are not kept (a download writes its own copy)
 
     @staticmethod
     def key(scene: Scene, grid: Grid, band: str = "") -> str:
@@ -131,6 +147,8 @@ class SceneCache:
         if array is None or array.shape != grid.shape or array.dtype != np.float32:
             remove_quietly(path)
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: evicted last
         return array
 
     def put(self, scene: Scene, grid: Grid, array: np.ndarray, band: str = "") -> str:
@@ -139,7 +157,29 @@ class SceneCache:
         path = self.path(scene, grid, band)
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-        return write_bytes(path, buffer.getvalue())
+        written = write_bytes(path, buffer.getvalue())
+        self.evict(keep=written)
+        return written
+
+    def evict(self, keep: str = "") -> list[str]:
+        """Remove the least recently used entries until the cache holds at most ``max_bytes``; ``keep`` (the
+        entry just written) stays. Returns the removed paths."""
+        entries = []
+        for entry in os.scandir(self.folder) if os.path.isdir(self.folder) else ():
+            if entry.is_file() and entry.name.endswith(".npy") and not entry.name.startswith("."):
+                info = entry.stat()
+                entries.append((info.st_mtime, info.st_size, entry.path))
+        total = sum(size for _, size, _ in entries)
+        removed = []
+        for _, size, path in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            if os.path.abspath(path) == os.path.abspath(keep):
+                continue
+            remove_quietly(path)
+            total -= size
+            removed.append(path)
+        return removed
 
     def valid_fraction(self, scene: Scene, area: Area, resolution_m: float, compute: Callable[[], float]) -> float:
         """``compute()`` (a scene's usable share of ``area``, 0-1) once per scene version, area and mask
@@ -168,7 +208,8 @@ class SceneCache:
         array = np.asarray(read(), dtype=np.float32)
         if array.shape != grid.shape:
             raise GlacierFlowError(f"Scene '{scene.id}' came back as {array.shape}, not the grid's {grid.shape}.")
-        self.put(scene, grid, array, band)
+        if self.store:
+            self.put(scene, grid, array, band)
         return array
 
 

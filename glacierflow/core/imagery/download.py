@@ -61,7 +61,7 @@ def download_scenes(source: ImageSource, scenes: Sequence[Scene], grid: Grid, fo
             feedback.info(f"{label}: already downloaded ({os.path.basename(path)})")
             paths.append(path)
         else:
-            array = source.fetch(scene, grid, band)
+            array = _fetch_uncached(source, scene, grid, band)
             valid = _valid_fraction(array)
             if valid == 0.0:
                 feedback.info(f"{label}: empty on the job grid (no valid pixel: outside the scene, cloud or "
@@ -72,6 +72,18 @@ def download_scenes(source: ImageSource, scenes: Sequence[Scene], grid: Grid, fo
                 paths.append(path)
         feedback.progress(100.0 * (index + 1) / len(scenes))
     return paths
+
+
+def _fetch_uncached(source: ImageSource, scene: Scene, grid: Grid, band: str) -> Any:
+    """``source.fetch`` without keeping a second copy in the scene cache: the download is the stored copy."""
+    cache = getattr(source, "cache", None)
+    if cache is None or not hasattr(cache, "store"):
+        return source.fetch(scene, grid, band)
+    previous, cache.store = cache.store, False
+    try:
+        return source.fetch(scene, grid, band)
+    finally:
+        cache.store = previous
 
 
 def _unique_names(scenes: Sequence[Scene], band: str) -> list[str]:

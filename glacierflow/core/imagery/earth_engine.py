@@ -409,26 +409,43 @@ class EarthEngineSource:
         return self._login
 
     def _connect(self) -> Any:
-        """``ee`` with its global session pointed at this source's URL, credentials and project."""
+        """``ee`` with a session for this source's URL, credentials and project.
+
+        ``ee`` keeps one global session, shared with the Google Earth Engine plugin and the Python console: one
+        already initialised for the same project and URL (with the same credentials, when this source was given
+        its own) is reused as it is; otherwise ``ee.Initialize`` sets it up."""
         ee = _import_ee()
         login = self.login()
         key = (self._session_id, login.project, self.url, self.timeout_s)
-        if _CONNECTED["key"] == key and ee.data.is_initialized():
+        if (_CONNECTED["key"] == key or self._can_reuse(ee, login)) and ee.data.is_initialized():
             return ee
         import httplib2
 
-        ee.data.setMaxRetries(0)  # retried here, with this source's backoff and messages
-        self._call("connecting", lambda: ee.data.initialize(
-            credentials=login.credentials, api_base_url=self.url + "/api", tile_base_url=self.url,
-            cloud_api_base_url=self.url, project=login.project, http_transport=httplib2.Http(timeout=self.timeout_s)))
+        self._call("connecting", lambda: ee.Initialize(
+            credentials=login.credentials, url=self.url, project=login.project,
+            http_transport=httplib2.Http(timeout=self.timeout_s)))
         _CONNECTED["key"] = key
         return ee
 
+    def _can_reuse(self, ee: Any, login: Login) -> bool:
+        """True when ee's initialised session serves this source's project and URL with acceptable credentials
+        (any, for the stored or application-default routes; the very same object for given ones)."""
+        state = getattr(ee.data, "_get_state", lambda: None)()
+        if state is None or not getattr(state, "initialized", False):
+            return False
+        same_place = getattr(state, "cloud_api_user_project", None) == login.project and \
+            str(getattr(state, "cloud_api_base_url", "") or "").rstrip("/") == self.url
+        given = self._credentials is not None or bool(self.service_account_key)
+        return same_place and (not given or getattr(state, "credentials", None) is login.credentials)
+
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
-        """``call()`` retried on 429, 5xx, timeouts and lost connections with doubling waits; errors explained."""
+        """``call()`` retried on 429, 5xx, timeouts and lost connections with doubling waits; errors explained.
+
+        ee's own retries are off during the call (this source retries with its backoff and messages) and put
+        back afterwards: the shared session keeps the setting its other users chose."""
         for attempt in range(self.retries + 1):
             try:
-                return call()
+                return _without_ee_retries(call)
             except Exception as problem:
                 kind, status, reason = _classify(problem)
                 if kind == "other":
@@ -465,6 +482,21 @@ class EarthEngineSource:
                     "the timeout or lower the tile size.")
         return (f"{where}: cannot reach the service after {tries} ({reason}). Check the internet connection, the "
                 "proxy settings and the service URL.")
+
+
+def _without_ee_retries(call: Callable[[], Any]) -> Any:
+    """``call()`` with ee's session-wide retry count at 0, restored afterwards (whatever another user set)."""
+    import ee
+
+    state = getattr(ee.data, "_get_state", lambda: None)()
+    previous = getattr(state, "max_retries", None)
+    ee.data.setMaxRetries(0)
+    try:
+        return call()
+    finally:
+        after = getattr(ee.data, "_get_state", lambda: None)()
+        if previous is not None and after is not None:
+            after.max_retries = previous
 
 
 def _classify(problem: BaseException) -> tuple[str, int | None, str]:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -309,6 +310,7 @@ class StacSource:
         href = scene.properties.get(f"asset:{name}", "")
         if not href:
             raise GlacierFlowError(f"Scene '{scene.id}' carries no '{name}' asset: search again.")
+        check_remote_asset(href, scene.id, name)
         if self.signer is None:
             return href
         return self.signer.sign(href, scene.properties.get("collection") or self.profile.collection)
@@ -542,6 +544,20 @@ class _GdalErrors:
             yield self
         finally:
             gdal.PopErrorHandler()
+
+
+REMOTE_ASSET_SCHEMES = ("http", "https", "s3")  # what a remote catalogue's assets may be read from
+
+
+def check_remote_asset(href: str, scene_id: str, asset: str) -> None:
+    """Refuse an asset of a remote catalogue that is not on the network (file://, a local path, /vsi...): a
+    catalogue must not make GlacierFlow read, and copy into a product, a file of this computer."""
+    scheme = urllib.parse.urlsplit(href).scheme.lower()
+    if scheme not in REMOTE_ASSET_SCHEMES:
+        raise GlacierFlowError(
+            f"Scene '{scene_id}': its '{asset}' asset is at a '{scheme or 'local path'}' address, not on the network "
+            f"({', '.join(REMOTE_ASSET_SCHEMES)}): GlacierFlow does not read local files for a remote catalogue. "
+            "The catalogue is misconfigured; use another service URL.")
 
 
 def vsi_path(href: str) -> str:

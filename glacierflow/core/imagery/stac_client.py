@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import GlacierFlowError
+from ..errors import GlacierFlowError, redact_secrets
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_DELAY_S = 30.0
@@ -64,6 +64,21 @@ def check_http_url(url: str, what: str) -> None:
                                "addresses; check the service URL.")
 
 
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without a ``user:password@`` part, and that part as a Basic ``Authorization`` header ({} when
+    absent): urllib cannot send credentials written in a URL, and the URL is then safe to show."""
+    import base64
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    plain = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    return plain, {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
+
+
 def request_json(method: str, url: str, policy: HttpPolicy, service: Service, body: dict | None = None,
                  headers: dict[str, str] | None = None) -> Any:
     """The JSON answer of ``method url`` (with a JSON ``body``), retried on transient faults.
@@ -71,9 +86,18 @@ def request_json(method: str, url: str, policy: HttpPolicy, service: Service, bo
     Raises GlacierFlowError: 401/403 (with the service's credentials hint), other 4xx (with the server's
     detail), or after ``policy.retries`` retries of 429/5xx, timeouts and connection errors."""
     check_http_url(url, service.title)
+    try:
+        return _request_json(method, url, policy, service, body, headers)
+    except GlacierFlowError as error:
+        raise GlacierFlowError(redact_secrets(str(error))) from None  # a URL's password or token never shown
+
+
+def _request_json(method: str, url: str, policy: HttpPolicy, service: Service, body: dict | None,
+                  headers: dict[str, str] | None) -> Any:
+    url, basic = split_credentials(url)
     data = json.dumps(body).encode("utf-8") if body is not None else None
     all_headers = {"Accept": "application/geo+json, application/json", "User-Agent": USER_AGENT,
-                   **policy.headers, **(headers or {})}
+                   **basic, **policy.headers, **(headers or {})}
     if data is not None:
         all_headers["Content-Type"] = "application/json"
     last_problem = ""
@@ -81,7 +105,7 @@ def request_json(method: str, url: str, policy: HttpPolicy, service: Service, bo
         request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
         wait = policy.backoff * (2 ** attempt)
         try:
-            with urllib.request.urlopen(request, timeout=policy.timeout) as answer:  # nosec B310
+            with _opener().open(request, timeout=policy.timeout) as answer:  # nosec B310
                 payload = answer.read()
             return _parse_json(payload, url, service)
         except urllib.error.HTTPError as error:
@@ -108,6 +132,11 @@ def request_json(method: str, url: str, policy: HttpPolicy, service: Service, bo
     raise GlacierFlowError(f"{service.title} {last_problem} at {url}, {policy.retries + 1} tries. Check the internet "
                            "connection (and any proxy) and the API URL, or try again later: the service may be "
                            "down or busy.")
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """An opener with the proxy of this moment (``urlopen`` caches one read once, at its first use)."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler(urllib.request.getproxies()))
 
 
 def _parse_json(payload: bytes, url: str, service: Service) -> Any:

@@ -102,3 +102,23 @@ def remove_stale_temporaries(path: str) -> list[str]:
     for leftover in removed:
         remove_quietly(leftover)
     return removed
+
+
+def stale_temporaries_in(folder: str) -> list[str]:
+    """Temporary files a killed run left anywhere directly in ``folder`` (a job's work or report folder)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(glob.glob(os.path.join(glob.escape(folder), f".*{TEMPORARY_MARK}*")))
+
+
+def remove_stale_temporaries_in(folder: str) -> list[str]:
+    """Remove what :func:`stale_temporaries_in` finds (hidden scratch folders too); returns the removed paths."""
+    import shutil
+
+    removed = stale_temporaries_in(folder)
+    for leftover in removed:
+        if os.path.isdir(leftover) and not os.path.islink(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            remove_quietly(leftover)
+    return removed

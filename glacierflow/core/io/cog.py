@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import GlacierFlowError
 from ..geo.grid import Grid
-from .atomic import atomic_path, output_folder, remove_quietly, temporary_path
+from .atomic import atomic_path, output_folder, remove_quietly, remove_stale_temporaries, temporary_path
 
 COG_OPTIONS = ("COMPRESS=DEFLATE", "PREDICTOR=YES", "BLOCKSIZE=256", "OVERVIEW_RESAMPLING=AVERAGE",
                "BIGTIFF=IF_SAFER")
@@ -98,6 +98,7 @@ class ProductWriter:
         self.path = path
         self.grid = grid
         self.bands = list(bands)
+        remove_stale_temporaries(path)  # what a killed earlier run to this output left (core callers too)
         self._work_path = temporary_path(path, ".work.tif")
         self._dataset = gdal.GetDriverByName("GTiff").Create(
             self._work_path, grid.width, grid.height, len(self.bands), gdal.GDT_Float32, options=list(WORK_OPTIONS))

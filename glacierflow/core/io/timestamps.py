@@ -21,6 +21,14 @@ SECONDS_PER_DAY = 86400.0
 DAYS_PER_YEAR = 365.25  # Julian year: the convention of ITS_LIVE and autoRIFT velocities
 
 
+FILE_WRITING_TIME_SOURCE = "tag TIFFTAG_DATETIME"  # usually when the file was written, not when it was taken
+
+
+def has_clock_time(text: str) -> bool:
+    """True when the ISO-8601 ``text`` holds a time of day, not only a date."""
+    return bool(re.search(r"\d[T ]\d{1,2}:\d{2}", text.strip()))
+
+
 @dataclass(frozen=True)
 class Acquisition:
     """When an image was taken.
@@ -53,20 +61,28 @@ def parse_datetime(text: str) -> datetime:
 def acquisition_of(path: str, dataset: Any = None, explicit: str | None = None) -> Acquisition:
     """The acquisition time of the image at ``path`` (see module docstring for the order)."""
     if explicit:
-        return Acquisition(parse_datetime(explicit), "given")
+        return _from_text(explicit, "given")
     metadata = dict(dataset.GetMetadata() or {}) if dataset is not None else {}
     for key in ("ACQUISITION_DATETIME", "ACQUISITIONDATETIME", "DATETIME_ACQUIRED"):
         if metadata.get(key):
-            return Acquisition(parse_datetime(metadata[key]), f"tag {key}")
+            return _from_text(metadata[key], f"tag {key}")
     for finder in (_from_landsat_mtl, _from_product_name):
         found = finder(path)
         if found is not None:
             return found
     if metadata.get("TIFFTAG_DATETIME"):
-        return Acquisition(parse_datetime(metadata["TIFFTAG_DATETIME"]), "tag TIFFTAG_DATETIME")
+        return Acquisition(parse_datetime(metadata["TIFFTAG_DATETIME"]), FILE_WRITING_TIME_SOURCE)
     raise GlacierFlowError(
         f"No acquisition date found for '{os.path.basename(path)}': give the date explicitly "
         "(DATE_A / DATE_B), or keep the Landsat MTL file or the original product name.")
+
+
+def _from_text(text: str, source: str) -> Acquisition:
+    """An ISO-8601 time from ``source``; a bare date becomes noon UTC, like every other date-only source,
+    so its error is at most half a day, and is marked inexact."""
+    if has_clock_time(text):
+        return Acquisition(parse_datetime(text), source)
+    return Acquisition(parse_datetime(text) + timedelta(hours=12), f"{source} (date only)", exact=False)
 
 
 def landsat_mtl_for(path: str) -> str | None:

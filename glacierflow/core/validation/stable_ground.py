@@ -47,6 +47,7 @@ DEFAULT_BUFFER_PX = 2.0
 DEFAULT_BUFFER_M = 30.0
 MIN_STABLE_PIXELS = 100  # fewer gives a warning: the statistics are then fragile
 STRIP_ROWS = 256
+MAX_STABLE_ON_GLACIER = 0.25  # more of the stable ground on the product's glacier band: a mismatched mask
 
 
 @dataclass
@@ -78,7 +79,7 @@ def run_stable_ground(job: StableGroundJob, feedback: Feedback | None = None) ->
     """Measure the stable-ground statistics, write the report and the optional (corrected) product."""
     feedback = feedback or Feedback()
     product = open_velocity(job.product)
-    masker = StableMask(job, product)
+    masker = StableMask(job, product, feedback)
     feedback.info(f"Stable ground: {masker.description}")
     values = _collect(job, product, masker, feedback, 50.0 if job.output else 100.0)
     stats = stable_statistics(values[0], values[1], product.grid, product.metadata, masker.description)
@@ -92,11 +93,14 @@ def run_stable_ground(job: StableGroundJob, feedback: Feedback | None = None) ->
 class StableMask:
     """The stable-ground mask of any window of the product grid."""
 
-    def __init__(self, job: StableGroundJob, product: VelocityProduct) -> None:
+    def __init__(self, job: StableGroundJob, product: VelocityProduct, feedback: Feedback | None = None) -> None:
         crs = product.grid.crs_wkt
-        self.polygons = GlacierOutlines(job.stable_areas, crs) if job.stable_areas else None
-        self.glaciers = GlacierOutlines(job.glacier_outlines, crs) if job.glacier_outlines else None
+        feedback = feedback or Feedback()
+        self.polygons = GlacierOutlines(job.stable_areas, crs, feedback=feedback) if job.stable_areas else None
+        self.glaciers = GlacierOutlines(job.glacier_outlines, crs, feedback=feedback) if job.glacier_outlines \
+            else None
         self.product = product
+        self._check_overlap(job, feedback)
         self.use_band = self.polygons is None and self.glaciers is None and product.has("glacier")
         if self.polygons is None and self.glaciers is None and not self.use_band:
             raise GlacierFlowError(
@@ -109,6 +113,30 @@ class StableMask:
         self.buffer_m = float(buffer_m)
         self.buffer_px = int(math.ceil(buffer_m / pixel - 1e-9))
         self.description = self._describe(job)
+
+    def _check_overlap(self, job: StableGroundJob, feedback: Feedback) -> None:
+        """Outlines that miss the product would make all of it, glacier included, "stable" ground."""
+        grid = self.product.grid
+        if self.polygons is not None and not self.polygons.touches(grid):
+            raise GlacierFlowError(
+                f"No stable-area polygon of '{os.path.basename(str(job.stable_areas))}' touches the product: "
+                "draw them inside the raster, or check their CRS.")
+        if self.glaciers is None or self.glaciers.touches(grid):
+            return
+        name = os.path.basename(str(job.glacier_outlines))
+        if self.polygons is None and self.product.has("glacier"):
+            feedback.warning(f"No glacier outline of '{name}' touches the product: its own glacier band is used "
+                             "instead. Check the outlines' CRS and region.")
+            self.glaciers = None
+        elif self.polygons is None:
+            raise GlacierFlowError(
+                f"No glacier outline of '{name}' touches the product, so the whole raster, glacier included, would "
+                "count as stable ground. Give the outlines of this glacier (check their CRS), or stable-area "
+                "polygons.")
+        else:
+            feedback.warning(f"No glacier outline of '{name}' touches the product: only the stable-area polygons "
+                             "define stable ground.")
+            self.glaciers = None
 
     def _describe(self, job: StableGroundJob) -> str:
         parts = []
@@ -164,6 +192,8 @@ def _collect(job: StableGroundJob, product: VelocityProduct, masker: StableMask,
              share: float) -> tuple:
     """vx and vy (m/yr) of every valid stable pixel, read strip by strip."""
     xs, ys = [], []
+    on_glacier = 0
+    check_band = not masker.use_band and product.has("glacier")
     windows = _strips(product.grid, job.strip_rows)
     for index, window in enumerate(windows):
         if feedback.is_cancelled():
@@ -171,10 +201,24 @@ def _collect(job: StableGroundJob, product: VelocityProduct, masker: StableMask,
         grid = product.grid.window_grid(window)
         vx, vy = product.read("vx", grid), product.read("vy", grid)
         keep = masker.mask(window) & np.isfinite(vx) & np.isfinite(vy)
+        if check_band:
+            on_glacier += int(np.count_nonzero(keep & (product.read("glacier", grid) == 1)))
         xs.append(vx[keep])
         ys.append(vy[keep])
         feedback.progress(share * (index + 1) / len(windows))
-    return np.concatenate(xs), np.concatenate(ys)
+    vx_all, vy_all = np.concatenate(xs), np.concatenate(ys)
+    _check_not_on_glacier(on_glacier, vx_all.size)
+    return vx_all, vy_all
+
+
+def _check_not_on_glacier(on_glacier: int, stable_count: int) -> None:
+    """Refuse statistics (and so a correction) from "stable" ground that is mostly the product's own glacier."""
+    if stable_count and on_glacier / stable_count > MAX_STABLE_ON_GLACIER:
+        raise GlacierFlowError(
+            f"{100.0 * on_glacier / stable_count:.0f} % of the stable ground lies on the product's own glacier "
+            "band: the outlines or stable areas do not match this product, and an offset measured there would "
+            "be the glacier's flow. Give the outlines the product was made with (or none, to use its glacier "
+            "band), or stable areas on bare rock.")
 
 
 def component_statistics(values: np.ndarray) -> dict[str, float]:

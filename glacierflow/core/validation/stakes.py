@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GlacierFlowError
-from ..geo.crs import spatial_reference, transformer, wgs84_wkt
+from ..geo.crs import is_geographic, spatial_reference, transformer, wgs84_wkt
 from ..io.atomic import write_text
 from ..io.timestamps import DAYS_PER_YEAR, parse_datetime
 
@@ -147,7 +147,21 @@ def read_stakes(path: str, fields: StakeFields | None = None, crs_wkt: str | Non
     if not records:
         raise GlacierFlowError(f"'{path}' holds no stakes.")
     resolved = _resolve_fields(fields, records[0].keys(), path)
-    return [_stake(record, resolved, wkt, index) for index, record in enumerate(records, start=1)]
+    stakes = [_stake(record, resolved, wkt, index) for index, record in enumerate(records, start=1)]
+    _check_degrees(stakes, wkt, path)
+    return stakes
+
+
+def _check_degrees(stakes: Sequence[Stake], wkt: str, path: str) -> None:
+    """Refuse coordinates in a geographic CRS that cannot be degrees (metres of a UTM zone read as lon/lat)."""
+    if not is_geographic(wkt):
+        return
+    for stake in stakes:
+        if not (-180.0 <= stake.x <= 180.0 and -90.0 <= stake.y <= 90.0):
+            raise GlacierFlowError(
+                f"Stake '{stake.id}' of '{os.path.basename(path)}' is at ({stake.x:g}, {stake.y:g}), which is not a "
+                "longitude and latitude: a CSV is read in degrees (EPSG:4326). Give the CSV's CRS, or save the "
+                "stakes as a GeoPackage with their CRS.")
 
 
 def _read_csv(path: str) -> list[dict[str, Any]]:
@@ -373,6 +387,16 @@ def compare_stakes(stakes: Sequence[Stake], products: Sequence[str], method: str
     comparison = Comparison(list(products), samples)
     comparison.summary = {path: summarise([s for s in samples if s.product == path]) for path in products}
     return comparison
+
+
+def check_some_stake_sampled(comparison: Comparison) -> None:
+    """Refuse a comparison in which no stake has a value in any product (it would report 0 stakes, NaN bias)."""
+    if comparison.samples and all(summary["count"] == 0 for summary in comparison.summary.values()):
+        reasons = sorted({s.reason for s in comparison.samples if s.reason})
+        count = len({s.stake_id for s in comparison.samples})
+        raise GlacierFlowError(
+            f"None of the {count} stakes has a velocity in any product ({'; '.join(reasons) or 'no value'}): "
+            "check that the stakes lie inside the rasters (and their CRS), and that tracking succeeded there.")
 
 
 def _compare_one(stake: Stake, product: ProductSampler, method: str, window: int) -> StakeSample:

@@ -26,6 +26,7 @@ from ..products import velocity as velocity_product
 from ..products.velocity import GLACIER_BAND, PAIR_BANDS
 from .convert import displacement_to_velocity, speed
 from .flow import FlowEngine, create_engine, estimate_with_checks
+from .plausibility import check_pair_inputs
 from .preprocess import band_statistics, prepare_for_flow, texture_strength
 from .tiling import StripAssembler, blend_weights, tile_rows
 
@@ -93,6 +94,7 @@ def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
     feedback.info(f"Image A {acq_a.time:%Y-%m-%d %H:%M:%S}Z ({acq_a.source}), image B "
                   f"{acq_b.time:%Y-%m-%d %H:%M:%S}Z ({acq_b.source}): {days:.4f} days apart")
     grid = job.grid or resolve_grid(job.grid_spec, images=[source_a.grid, source_b.grid])
+    check_pair_inputs(source_a.grid, source_b.grid, grid, acq_a, acq_b, days, feedback, job.outlines)
     feedback.info(f"Common grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m")
     stats_a = band_statistics(sample_windows(source_a, grid), "Image A")
     stats_b = band_statistics(sample_windows(source_b, grid), "Image B")
