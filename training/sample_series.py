@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from glacierflow.core.geo.crs import transformer, wgs84_wkt
+from glacierflow.core.geo.crs import epsg_wkt, transformer, wgs84_wkt
+from glacierflow.core.geo.grid import Grid
 from glacierflow.core.io.raster import write_array
 from glacierflow.core.io.timestamps import DAYS_PER_YEAR, SECONDS_PER_DAY, parse_datetime
 from glacierflow.core.velocity.convert import displacement_to_velocity
@@ -62,24 +63,39 @@ class SeriesFiles:
 
 def write_sample_series(folder: str, shape: tuple[int, int] = (192, 192), seed: int = 0,
                         px_per_year: float = 5.0, noise: float = 0.01,
-                        dates: Sequence[tuple[str, float]] = SERIES_DATES) -> SeriesFiles:
+                        dates: Sequence[tuple[str, float]] = SERIES_DATES, epsg: int | None = None,
+                        offsets_px: Sequence[tuple[float, float]] | None = None) -> SeriesFiles:
     """Write the series into ``folder``; ``shape`` (rows, cols) px, ``px_per_year``: the largest
-    displacement per Julian year (px) on the glacier centreline, ``noise``: reflectance std per image."""
+    displacement per Julian year (px) on the glacier centreline, ``noise``: reflectance std per image.
+
+    ``epsg``: another CRS for the same coordinates (32719, UTM 19S, puts the glacier at about 44 degrees
+    south, in Patagonia); ``offsets_px``: per image, a co-registration error (dx right, dy down, px) that
+    shifts the whole image, ground and ice, as a misregistered scene does."""
     os.makedirs(folder, exist_ok=True)
-    pair = glacier_pair(shape=shape, max_displacement_px=px_per_year, seed=seed, noise=0.0,
-                        brightness_change=False)
+    # glacier_pair renders its own image B, which fails for large displacements: a faster glacier is the
+    # same flow field scaled
+    drawn = min(px_per_year, 6.0)
+    pair = glacier_pair(shape=shape, max_displacement_px=drawn, seed=seed, noise=0.0, brightness_change=False)
+    flow_x, flow_y = pair.dx * (px_per_year / drawn), pair.dy * (px_per_year / drawn)
     grid = sample_grid(shape)
+    if epsg is not None:
+        grid = Grid(epsg_wkt(epsg), grid.transform, grid.width, grid.height)
+    offsets = list(offsets_px) if offsets_px is not None else [(0.0, 0.0)] * len(dates)
     times = [parse_datetime(text) for text, _ in dates]
     rng = np.random.default_rng(seed + 1)
     images = []
-    for (text, cloud), when in zip(dates, times):
+    for (text, cloud), when, (shift_x, shift_y) in zip(dates, times, offsets):
         years = (when - times[0]).total_seconds() / SECONDS_PER_DAY / DAYS_PER_YEAR
-        image = advect(pair.image_a, pair.dx, pair.dy, years) + rng.normal(0.0, noise, shape)
+        if shift_x or shift_y:  # the flow's displacement since the first image plus the scene's own shift
+            image = advect(pair.image_a, flow_x * years + shift_x, flow_y * years + shift_y, 1.0)
+        else:
+            image = advect(pair.image_a, flow_x, flow_y, years)
+        image = image + rng.normal(0.0, noise, shape)
         dn = np.clip(np.round(image * 10000.0), 1, 65535).astype(np.uint16)  # 0 stays free for nodata
         name = f"series_{when:%Y%m%d}_B08.tif"
         images.append(write_array(os.path.join(folder, name), grid, dn, nodata=0, metadata={
             "ACQUISITION_DATETIME": text, "CLOUD_COVER": f"{cloud:g}", "SENSOR": "synthetic, Sentinel-2 B08-like"}))
-    vx, vy = displacement_to_velocity(pair.dx, pair.dy, grid.transform, DAYS_PER_YEAR)
+    vx, vy = displacement_to_velocity(flow_x, flow_y, grid.transform, DAYS_PER_YEAR)
     truth_vx = write_array(os.path.join(folder, "truth_vx.tif"), grid, vx.astype(np.float32))
     truth_vy = write_array(os.path.join(folder, "truth_vy.tif"), grid, vy.astype(np.float32))
     outlines = _write_outline(os.path.join(folder, "series_outline.geojson"), grid, pair.outline)
