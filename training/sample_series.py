@@ -22,6 +22,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -46,6 +47,12 @@ SERIES_DATES: tuple[tuple[str, float], ...] = (
     ("2022-09-18T10:30:19Z", 20.0),
 )
 STAKE_COUNT = 6
+#: A southern summer that wraps the new year: a scene every 5 days from 12 December 2019 to 16 January
+#: 2020 (written with ``epsg=32719``, about 44 degrees south, and a fast glacier: ``SEASON_PX_PER_YEAR``).
+SEASON_DATES: tuple[tuple[str, float], ...] = tuple(
+    (f"{day:%Y-%m-%d}T14:20:00Z", 5.0) for day in (datetime(2019, 12, 12) + timedelta(days=5 * i) for i in range(8)))
+SEASON_EPSG = 32719
+SEASON_PX_PER_YEAR = 60.0  # 600 m/yr at 10 m: 1.6 px in 10 days
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,13 @@ def _geographic_components(to_wgs84: object, x: float, y: float, vx: float, vy: 
 
 
 
-if __name__ == "__main__":  # python -m training.sample_series FOLDER [SIZE_PX]
+if __name__ == "__main__":  # python -m training.sample_series FOLDER [SIZE_PX] [--southern-summer]
     import sys
 
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 192
-    print(write_sample_series(sys.argv[1], shape=(size, size)))
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
+    size = int(arguments[1]) if len(arguments) > 1 else 192
+    if "--southern-summer" in sys.argv:
+        print(write_sample_series(arguments[0], shape=(size, size), px_per_year=SEASON_PX_PER_YEAR,
+                                  dates=SEASON_DATES, epsg=SEASON_EPSG))
+    else:
+        print(write_sample_series(arguments[0], shape=(size, size)))

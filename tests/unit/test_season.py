@@ -24,15 +24,12 @@ from glacierflow.core.imagery.seasons import (
 )
 from glacierflow.core.io.timestamps import DAYS_PER_YEAR
 from glacierflow.core.workflows.annual import AnnualJob, run_annual_job
-from training.sample_series import write_sample_series
+from training.sample_series import SEASON_DATES, SEASON_EPSG, SEASON_PX_PER_YEAR, write_sample_series
 
 ENGINE = "horn_schunck"
 SHAPE = (160, 160)
-PX_PER_YEAR = 60.0  # 600 m/yr at 10 m: 1.6 px in 10 days
+PX_PER_YEAR = SEASON_PX_PER_YEAR
 PIXEL_M = 10.0
-# a southern summer, every 5 days from 12 December 2019 to 16 January 2020
-SEASON_DATES = tuple((f"{day:%Y-%m-%d}T14:20:00Z", 5.0) for day in
-                     (datetime(2019, 12, 12) + timedelta(days=5 * i) for i in range(8)))
 # co-registration error of each scene (dx right, dy down, px)
 SCENE_OFFSETS = ((0.0, 0.0), (0.6, -0.3), (-0.4, 0.2), (0.3, 0.5), (0.0, 0.0), (-0.5, -0.4), (0.4, 0.0), (0.0, 0.6))
 
@@ -84,13 +81,13 @@ def season_job(series, output: str, **options) -> AnnualJob:
 @pytest.fixture(scope="module")
 def season(tmp_path_factory):
     return write_sample_series(str(tmp_path_factory.mktemp("season")), shape=SHAPE, px_per_year=PX_PER_YEAR,
-                               dates=SEASON_DATES, epsg=32719)
+                               dates=SEASON_DATES, epsg=SEASON_EPSG)
 
 
 @pytest.fixture(scope="module")
 def misregistered(tmp_path_factory):
     return write_sample_series(str(tmp_path_factory.mktemp("offsets")), shape=SHAPE, px_per_year=PX_PER_YEAR,
-                               dates=SEASON_DATES, epsg=32719, offsets_px=SCENE_OFFSETS)
+                               dates=SEASON_DATES, epsg=SEASON_EPSG, offsets_px=SCENE_OFFSETS)
 
 
 # --- seasons and rules without rasters ---------------------------------------------------------------------
@@ -176,7 +173,7 @@ def test_a_season_of_steady_flow_gives_the_known_speed(season, tmp_path, rule):
 def test_cross_year_pairs_two_southern_summers(tmp_path):
     dates = (("2019-12-15T14:20:00Z", 3.0), ("2020-01-20T14:20:00Z", 3.0), ("2020-06-10T14:20:00Z", 3.0),
              ("2020-12-18T14:20:00Z", 3.0), ("2021-01-22T14:20:00Z", 3.0))
-    series = write_sample_series(str(tmp_path / "two"), shape=SHAPE, px_per_year=5.0, dates=dates, epsg=32719)
+    series = write_sample_series(str(tmp_path / "two"), shape=SHAPE, px_per_year=5.0, dates=dates, epsg=SEASON_EPSG)
     feedback = Recorder()
     result = run_annual_job(AnnualJob(folder=series.folder, output=str(tmp_path / "cross.tif"), engine=ENGINE,
                                       outlines=series.outlines), feedback)

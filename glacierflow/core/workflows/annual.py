@@ -383,7 +383,11 @@ def find_pairs(job: AnnualJob, feedback: Feedback, folder: str | None = None,
     scenes = [s for s in found if plan.season_index(s) is not None]
     feedback.info(f"{len(scenes)} scene(s) in the season(s): " + ", ".join(s.id for s in scenes))
     pairs = _pairs_in_plan(job, plan, scenes)
-    feedback.info(f"{len(pairs)} {job.rule} pair(s) (at most {job.max_pairs_per_scene or 'any'} per scene).")
+    cap = f"at most {job.max_pairs_per_scene} per scene" if job.max_pairs_per_scene else "no cap per scene"
+    if plan.rule == "cross_year":
+        feedback.info(f"{len(pairs)} cross-year pair(s) ({plan.year_a} x {plan.year_b}; {cap}).")
+    else:
+        feedback.info(f"{len(pairs)} {plan.rule} pair(s) of {job.min_days:g} to {job.max_days:g} days ({cap}).")
     return pairs
 
 

@@ -25,9 +25,13 @@ MIN_TRUSTED_FRACTION = 0.05  # a pair trusting less of its grid is left out
 MAX_SPREAD_RATIO = 3.0  # a pair whose stable-ground spread (px) exceeds 3 x the pairs' median is left out
 SPREAD_FLOOR_PX = 0.1  # ... unless it is under 0.1 px: sub-pixel noise is no reason to drop a pair
 MIN_SIGMA_PX = 0.01  # the smallest per-pair noise used for inverse-variance weights (px over the interval)
-TABLE_FIELDS = ("first_id", "second_id", "first_datetime", "second_datetime", "interval_days", "trusted_fraction",
-                "stable_offset_vx", "stable_offset_vy", "stable_spread", "stable_spread_px", "median_speed",
-                "weight", "in_stack", "reason", "product")
+#: The table's columns and their kinds (``string`` or ``double``): m/yr, days, px or fractions as named.
+TABLE_COLUMNS = (("first_id", "string"), ("second_id", "string"), ("first_datetime", "string"),
+                 ("second_datetime", "string"), ("interval_days", "double"), ("trusted_fraction", "double"),
+                 ("stable_offset_vx", "double"), ("stable_offset_vy", "double"), ("stable_spread", "double"),
+                 ("stable_spread_px", "double"), ("median_speed", "double"), ("weight", "double"),
+                 ("in_stack", "string"), ("reason", "string"), ("product", "string"))
+TABLE_FIELDS = tuple(name for name, _ in TABLE_COLUMNS)
 
 
 @dataclass
@@ -72,6 +76,12 @@ class PairRecord:
                 number(self.offset_vx), number(self.offset_vy), number(self.spread), number(spread_px, 4),
                 number(self.median_speed), number(self.weight, 5), "yes" if self.in_stack else "no", self.reason,
                 self.product]
+
+
+    def typed_row(self) -> list[object]:
+        """:meth:`row` with numbers as floats (None where not measured), for a table layer."""
+        return [(float(value) if value else None) if kind == "double" else value
+                for value, (_, kind) in zip(self.row(), TABLE_COLUMNS)]
 
 
 def measure_pair(record: PairRecord, outlines: str | None, stable_areas: str | None,
