@@ -71,13 +71,15 @@ class SeriesFiles:
 def write_sample_series(folder: str, shape: tuple[int, int] = (192, 192), seed: int = 0,
                         px_per_year: float = 5.0, noise: float = 0.01,
                         dates: Sequence[tuple[str, float]] = SERIES_DATES, epsg: int | None = None,
-                        offsets_px: Sequence[tuple[float, float]] | None = None) -> SeriesFiles:
+                        offsets_px: Sequence[tuple[float, float]] | None = None,
+                        origin_shift_m: tuple[float, float] = (0.0, 0.0)) -> SeriesFiles:
     """Write the series into ``folder``; ``shape`` (rows, cols) px, ``px_per_year``: the largest
     displacement per Julian year (px) on the glacier centreline, ``noise``: reflectance std per image.
 
     ``epsg``: another CRS for the same coordinates (32719, UTM 19S, puts the glacier at about 44 degrees
     south, in Patagonia); ``offsets_px``: per image, a co-registration error (dx right, dy down, px) that
-    shifts the whole image, ground and ice, as a misregistered scene does."""
+    shifts the whole image, ground and ice, as a misregistered scene does; ``origin_shift_m``: (east,
+    north) m added to the grid's origin (another glacier of a region)."""
     os.makedirs(folder, exist_ok=True)
     # glacier_pair renders its own image B, which fails for large displacements: a faster glacier is the
     # same flow field scaled
@@ -85,8 +87,9 @@ def write_sample_series(folder: str, shape: tuple[int, int] = (192, 192), seed: 
     pair = glacier_pair(shape=shape, max_displacement_px=drawn, seed=seed, noise=0.0, brightness_change=False)
     flow_x, flow_y = pair.dx * (px_per_year / drawn), pair.dy * (px_per_year / drawn)
     grid = sample_grid(shape)
-    if epsg is not None:
-        grid = Grid(epsg_wkt(epsg), grid.transform, grid.width, grid.height)
+    x0, a, b, y0, d, e = grid.transform
+    grid = Grid(epsg_wkt(epsg) if epsg is not None else grid.crs_wkt,
+                (x0 + origin_shift_m[0], a, b, y0 + origin_shift_m[1], d, e), grid.width, grid.height)
     offsets = list(offsets_px) if offsets_px is not None else [(0.0, 0.0)] * len(dates)
     times = [parse_datetime(text) for text, _ in dates]
     rng = np.random.default_rng(seed + 1)
