@@ -240,10 +240,14 @@ def _envelope(glacier: Glacier) -> tuple[float, float, float, float]:
 
 
 def write_outlines(glaciers: Sequence[Glacier], path: str) -> str:
-    """The glaciers as GeoJSON in their CRS (field ``glacier_id``), written atomically."""
+    """The glaciers as GeoJSON in their CRS (field ``glacier_id``), written atomically; an identical file
+    already there is kept as it is (a rerun rewrites nothing)."""
     from osgeo import ogr
 
-    with atomic_path(path, suffix=".geojson", create_folder=True) as temporary:
+    from ..io.atomic import commit, remove_quietly, temporary_path
+
+    temporary = temporary_path(path, ".geojson", create_folder=True)
+    try:
         dataset = ogr.GetDriverByName("GeoJSON").CreateDataSource(temporary)
         layer = dataset.CreateLayer("outlines", _reference(glaciers[0].crs_wkt), ogr.wkbMultiPolygon)
         layer.CreateField(ogr.FieldDefn("glacier_id", ogr.OFTString))
@@ -253,7 +257,21 @@ def write_outlines(glaciers: Sequence[Glacier], path: str) -> str:
             feature.SetGeometry(ogr.CreateGeometryFromWkt(glacier.wkt))
             layer.CreateFeature(feature)
         dataset = None
+        if _same_bytes(temporary, path):
+            remove_quietly(temporary)
+        else:
+            commit(temporary, path)
+    except BaseException:
+        remove_quietly(temporary)
+        raise
     return path
+
+
+def _same_bytes(first: str, second: str) -> bool:
+    if not os.path.exists(second):
+        return False
+    with open(first, "rb") as a, open(second, "rb") as b:
+        return a.read() == b.read()
 
 
 def _area_polygon(area: JobArea, margin_m: float) -> Area:
@@ -573,6 +591,9 @@ def run_regional_job(job: RegionalJob, feedback: Feedback | None = None) -> Regi
     finally:
         runner.close()
     index = write_index(job, areas, rows)
+    removed = remove_leftovers(job.output)
+    if removed:
+        feedback.info(f"Removed {removed} temporary file(s) of tasks whose worker died (their work was redone)")
     seconds = time.perf_counter() - started
     complete = sum(r.get("status") == "complete" for r in rows)
     feedback.info(f"{complete} of {len(rows)} glacier(s) complete; {run} task(s) run, {skipped} complete before; "
@@ -629,6 +650,20 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
         if area.grid is None:
             rows += [{"glacier_id": g.id, "status": area.status, "pair_count": 0} for g in area.glaciers]
     return rows, run, skipped
+
+
+def remove_leftovers(folder: str) -> int:
+    """Remove the hidden temporary files (:data:`..io.atomic.TEMPORARY_MARK`) under ``folder`` that killed
+    workers left; call only when no task of this output is running. Returns how many."""
+    from ..io.atomic import TEMPORARY_MARK, remove_quietly
+
+    count = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and TEMPORARY_MARK in name:
+                remove_quietly(os.path.join(root, name))
+                count += 1
+    return count
 
 
 def skipped_here(results: Sequence[Any]) -> int:
