@@ -558,15 +558,33 @@ def connect(job: RegionalJob, feedback: Feedback) -> Any:
 
 
 def _use_python_for_workers() -> None:
-    """Inside QGIS ``sys.executable`` is QGIS itself: start worker processes with a Python interpreter."""
+    """Start local worker processes with an interpreter whose standard library is the one running here.
+
+    Inside QGIS ``sys.executable`` is QGIS itself, or a Python of another installation found on the PATH
+    (its child would mix two standard libraries): the interpreter QGIS embeds sits beside
+    ``sys.exec_prefix``. Each candidate is asked for its standard library folder."""
     import multiprocessing
-    import shutil
+    import subprocess  # nosec B404 (runs a Python interpreter with a fixed one-line script)
     import sys
 
-    if not os.path.basename(sys.executable).lower().startswith("python"):
-        python = shutil.which("python3") or shutil.which("python")
-        if python:
-            multiprocessing.set_executable(python)
+    here = os.path.dirname(os.__file__)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [sys.executable] + [os.path.join(prefix, *parts) for prefix in (sys.exec_prefix, sys.base_exec_prefix)
+                                     for parts in (("bin", f"python{version}"), ("bin", "python3"), ("python.exe",))]
+    for candidate in candidates:
+        if not candidate or not os.path.isfile(candidate):
+            continue
+        try:
+            answer = subprocess.run([candidate, "-I", "-c", "import os; print(os.path.dirname(os.__file__))"],  # nosec B603
+                                    capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if answer.returncode == 0 and os.path.realpath(answer.stdout.strip()) == os.path.realpath(here):
+            multiprocessing.set_executable(candidate)
+            return
+    raise GlacierFlowError(f"No Python {version} interpreter with this standard library ({here}) to start local "
+                           "Dask workers: start a cluster (dask scheduler, dask worker) and give its address, or "
+                           "set workers to 0.")
 
 
 def make_runner(job: RegionalJob, feedback: Feedback) -> SerialRunner | DaskRunner:
