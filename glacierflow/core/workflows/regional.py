@@ -64,6 +64,9 @@ SUMMARY_NAME = "summary.json"
 PRODUCT_NAME = "velocity.tif"
 ID_FIELDS = ("RGIId", "rgi_id", "glac_id", "GLIMSId", "glacier_id", "id", "name")
 CONNECT_TIMEOUT_S = 10
+#: The environment of local workers: one thread per numerical library (as Dask's default), and no
+#: MALLOC_TRIM_THRESHOLD_ (see :func:`connect`).
+WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 
 
 @dataclass
@@ -478,8 +481,8 @@ class DaskRunner:
 
     def __init__(self, job: RegionalJob, feedback: Feedback) -> None:
         self.retries = job.retries
-        self.cluster = None
         self.client = connect(job, feedback)
+        self.cluster = getattr(self.client, "cluster", None)  # the LocalCluster this job started, if any
         self.dashboard = str(getattr(self.client, "dashboard_link", "") or "")
         self.handles: list[Any] = []
 
@@ -548,9 +551,15 @@ def connect(job: RegionalJob, feedback: Feedback) -> Any:
         return client
     if job.workers < 1:
         raise GlacierFlowError("A local Dask cluster needs at least 1 worker.")
+    import dask
+
     _use_python_for_workers()
-    cluster = LocalCluster(n_workers=job.workers, threads_per_worker=1, processes=True,
-                           memory_limit=job.memory_per_worker, dashboard_address=":0")
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which pins glibc's mmap threshold at
+    # 128 KiB: every large NumPy array is then mapped and unmapped again, and the pair job ran 2.5 x slower
+    # (measured, docs/scale.md). Keep only the one-thread settings.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT}):
+        cluster = LocalCluster(n_workers=job.workers, threads_per_worker=1, processes=True,
+                               memory_limit=job.memory_per_worker, dashboard_address=":0")
     client = Client(cluster)
     feedback.info(f"Local Dask cluster: {job.workers} worker process(es), 1 thread and {job.memory_per_worker} "
                   f"each; dashboard {client.dashboard_link}")
@@ -564,7 +573,9 @@ def _use_python_for_workers() -> None:
     (its child would mix two standard libraries): the interpreter QGIS embeds sits beside
     ``sys.exec_prefix``. Each candidate is asked for its standard library folder."""
     import multiprocessing
-    import subprocess  # nosec B404 (runs a Python interpreter with a fixed one-line script)
+
+    # subprocess runs only a candidate Python interpreter with a fixed one-line script
+    import subprocess  # nosec B404
     import sys
 
     here = os.path.dirname(os.__file__)
