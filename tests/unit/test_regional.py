@@ -173,6 +173,26 @@ def test_dask_with_real_processes_gives_the_serial_products_even_when_a_worker_d
     assert files_and_times(output) == before  # nothing recomputed, nothing rewritten
 
 
+def test_cancel_keeps_complete_work_and_a_rerun_finishes_it(region, serial, tmp_path):
+    from glacierflow.core.feedback import JobCancelled
+
+    class Cancelling(Recorder):
+        def is_cancelled(self) -> bool:
+            return any(m.startswith("Task 12 finished") for m in self.messages)
+
+    output = tmp_path / "cancelled"
+    with pytest.raises(JobCancelled):
+        run_regional_job(regional_job(region, output, workers=0), Cancelling())
+    assert not (output / INDEX_NAME).exists() and not [p for p in output.rglob("*") if ".gftmp" in p.name]
+    # tasks 1-12: area 1's 9 pairs, its screening, its 2 glaciers; then the cancel
+    assert len(list(output.glob("_areas/*/pairs/*.tif"))) == 9
+    assert sorted(p.parent.name for p in output.glob("*/summary.json")) == region.glacier_ids[:2]
+    again = run_regional_job(regional_job(region, output, workers=0), Recorder())
+    assert again.tasks_skipped == 12 and again.tasks_run == 12
+    for name, bands in products(serial[0]).items():
+        assert np.array_equal(bands, products(output)[name], equal_nan=True)
+
+
 def test_a_bad_scheduler_address_says_what_to_do(region, tmp_path):
     job = regional_job(region, tmp_path / "out", scheduler=f"tcp://127.0.0.1:{free_port()}", connect_timeout_s=2)
     started = time.perf_counter()

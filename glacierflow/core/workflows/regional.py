@@ -461,12 +461,22 @@ def glacier_figures(product: str, outline: str, area_outlines: str, folder: str)
 # --- running: in this process, or on Dask distributed ------------------------------------------------------
 
 class SerialRunner:
-    """Runs each task at once, here: the reference path and the path without Dask."""
+    """Runs each task at once, here: the reference path and the path without Dask; checks for a cancel
+    between tasks."""
 
     dashboard = ""
 
+    def __init__(self, feedback: Feedback) -> None:
+        self.feedback = feedback
+        self.finished = 0
+
     def submit(self, function: Any, *args: Any, key: str = "") -> Any:
-        return function(*args)
+        if self.feedback.is_cancelled():
+            raise JobCancelled("Cancelled by the user: complete pairs and glaciers stay for a rerun")
+        value = function(*args)
+        self.finished += 1
+        self.feedback.info(f"Task {self.finished} finished: {key}")
+        return value
 
     def results(self, handles: list[Any], feedback: Feedback) -> list[Any]:
         feedback.progress(100.0)
@@ -602,7 +612,7 @@ def make_runner(job: RegionalJob, feedback: Feedback) -> SerialRunner | DaskRunn
     """In this process (no scheduler, 0 workers) or on Dask."""
     if not job.scheduler and job.workers == 0:
         feedback.info("Running in this process (workers 0): no Dask.")
-        return SerialRunner()
+        return SerialRunner(feedback)
     return DaskRunner(job, feedback)
 
 
