@@ -34,7 +34,7 @@ apt:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/runtime.txt requirements/train.txt requirements/dev.txt
+$(VENV)/.installed: requirements/runtime.txt requirements/train.txt requirements/dev.txt requirements/worker.txt
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	@touch $@

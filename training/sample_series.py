@@ -22,10 +22,12 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from glacierflow.core.geo.crs import transformer, wgs84_wkt
+from glacierflow.core.geo.crs import epsg_wkt, transformer, wgs84_wkt
+from glacierflow.core.geo.grid import Grid
 from glacierflow.core.io.raster import write_array
 from glacierflow.core.io.timestamps import DAYS_PER_YEAR, SECONDS_PER_DAY, parse_datetime
 from glacierflow.core.velocity.convert import displacement_to_velocity
@@ -45,6 +47,12 @@ SERIES_DATES: tuple[tuple[str, float], ...] = (
     ("2022-09-18T10:30:19Z", 20.0),
 )
 STAKE_COUNT = 6
+#: A southern summer that wraps the new year: a scene every 5 days from 12 December 2019 to 16 January
+#: 2020 (written with ``epsg=32719``, about 44 degrees south, and a fast glacier: ``SEASON_PX_PER_YEAR``).
+SEASON_DATES: tuple[tuple[str, float], ...] = tuple(
+    (f"{day:%Y-%m-%d}T14:20:00Z", 5.0) for day in (datetime(2019, 12, 12) + timedelta(days=5 * i) for i in range(8)))
+SEASON_EPSG = 32719
+SEASON_PX_PER_YEAR = 60.0  # 600 m/yr at 10 m: 1.6 px in 10 days
 
 
 @dataclass(frozen=True)
@@ -62,24 +70,42 @@ class SeriesFiles:
 
 def write_sample_series(folder: str, shape: tuple[int, int] = (192, 192), seed: int = 0,
                         px_per_year: float = 5.0, noise: float = 0.01,
-                        dates: Sequence[tuple[str, float]] = SERIES_DATES) -> SeriesFiles:
+                        dates: Sequence[tuple[str, float]] = SERIES_DATES, epsg: int | None = None,
+                        offsets_px: Sequence[tuple[float, float]] | None = None,
+                        origin_shift_m: tuple[float, float] = (0.0, 0.0)) -> SeriesFiles:
     """Write the series into ``folder``; ``shape`` (rows, cols) px, ``px_per_year``: the largest
-    displacement per Julian year (px) on the glacier centreline, ``noise``: reflectance std per image."""
+    displacement per Julian year (px) on the glacier centreline, ``noise``: reflectance std per image.
+
+    ``epsg``: another CRS for the same coordinates (32719, UTM 19S, puts the glacier at about 44 degrees
+    south, in Patagonia); ``offsets_px``: per image, a co-registration error (dx right, dy down, px) that
+    shifts the whole image, ground and ice, as a misregistered scene does; ``origin_shift_m``: (east,
+    north) m added to the grid's origin (another glacier of a region)."""
     os.makedirs(folder, exist_ok=True)
-    pair = glacier_pair(shape=shape, max_displacement_px=px_per_year, seed=seed, noise=0.0,
-                        brightness_change=False)
+    # glacier_pair renders its own image B, which fails for large displacements: a faster glacier is the
+    # same flow field scaled
+    drawn = min(px_per_year, 6.0)
+    pair = glacier_pair(shape=shape, max_displacement_px=drawn, seed=seed, noise=0.0, brightness_change=False)
+    flow_x, flow_y = pair.dx * (px_per_year / drawn), pair.dy * (px_per_year / drawn)
     grid = sample_grid(shape)
+    x0, a, b, y0, d, e = grid.transform
+    grid = Grid(epsg_wkt(epsg) if epsg is not None else grid.crs_wkt,
+                (x0 + origin_shift_m[0], a, b, y0 + origin_shift_m[1], d, e), grid.width, grid.height)
+    offsets = list(offsets_px) if offsets_px is not None else [(0.0, 0.0)] * len(dates)
     times = [parse_datetime(text) for text, _ in dates]
     rng = np.random.default_rng(seed + 1)
     images = []
-    for (text, cloud), when in zip(dates, times):
+    for (text, cloud), when, (shift_x, shift_y) in zip(dates, times, offsets):
         years = (when - times[0]).total_seconds() / SECONDS_PER_DAY / DAYS_PER_YEAR
-        image = advect(pair.image_a, pair.dx, pair.dy, years) + rng.normal(0.0, noise, shape)
+        if shift_x or shift_y:  # the flow's displacement since the first image plus the scene's own shift
+            image = advect(pair.image_a, flow_x * years + shift_x, flow_y * years + shift_y, 1.0)
+        else:
+            image = advect(pair.image_a, flow_x, flow_y, years)
+        image = image + rng.normal(0.0, noise, shape)
         dn = np.clip(np.round(image * 10000.0), 1, 65535).astype(np.uint16)  # 0 stays free for nodata
         name = f"series_{when:%Y%m%d}_B08.tif"
         images.append(write_array(os.path.join(folder, name), grid, dn, nodata=0, metadata={
             "ACQUISITION_DATETIME": text, "CLOUD_COVER": f"{cloud:g}", "SENSOR": "synthetic, Sentinel-2 B08-like"}))
-    vx, vy = displacement_to_velocity(pair.dx, pair.dy, grid.transform, DAYS_PER_YEAR)
+    vx, vy = displacement_to_velocity(flow_x, flow_y, grid.transform, DAYS_PER_YEAR)
     truth_vx = write_array(os.path.join(folder, "truth_vx.tif"), grid, vx.astype(np.float32))
     truth_vy = write_array(os.path.join(folder, "truth_vy.tif"), grid, vy.astype(np.float32))
     outlines = _write_outline(os.path.join(folder, "series_outline.geojson"), grid, pair.outline)
@@ -138,8 +164,13 @@ def _geographic_components(to_wgs84: object, x: float, y: float, vx: float, vy: 
 
 
 
-if __name__ == "__main__":  # python -m training.sample_series FOLDER [SIZE_PX]
+if __name__ == "__main__":  # python -m training.sample_series FOLDER [SIZE_PX] [--southern-summer]
     import sys
 
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 192
-    print(write_sample_series(sys.argv[1], shape=(size, size)))
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
+    size = int(arguments[1]) if len(arguments) > 1 else 192
+    if "--southern-summer" in sys.argv:
+        print(write_sample_series(arguments[0], shape=(size, size), px_per_year=SEASON_PX_PER_YEAR,
+                                  dates=SEASON_DATES, epsg=SEASON_EPSG))
+    else:
+        print(write_sample_series(arguments[0], shape=(size, size)))

@@ -1,5 +1,6 @@
-"""Processing algorithm ``glacierflow:annual_velocity``: from an area, an imagery source and two years to an
-annual velocity map with uncertainty, the stable-ground report and the stake table.
+"""Processing algorithm ``glacierflow:annual_velocity``: from an area, an imagery source and two years (or a
+season and a pairing rule) to a velocity map with uncertainty, the pair table, the stable-ground report and
+the stake table.
 
 Its parameter names (and its id, older than its display name) are a public headless API: keep them stable.
 """
@@ -16,11 +17,13 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
 )
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
@@ -29,10 +32,28 @@ from . import imagery_params as imagery
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 
-HELP_TEXT = """<p>The whole annual chain of the first paper in one step: the scenes of an imagery source over
-an area, every scene of <b>Year A</b> paired with every scene of <b>Year B</b>, each pair tracked by the
-chosen engine, the pairs stacked per pixel into one annual velocity map with an uncertainty, stable-ground
-statistics off the glacier outlines, and the comparison with GPS stakes.</p>
+HELP_TEXT = """<p>The whole velocity chain in one step: the scenes of an imagery source over an area, paired
+by a <b>Pairing rule</b>, each pair tracked by the chosen engine, checked, and the pairs stacked per pixel
+into one velocity map with an uncertainty, stable-ground statistics off the glacier outlines, the pair
+table, and the comparison with GPS stakes.</p>
+<h3>Pairing rule and season</h3>
+<ul>
+<li><code>cross_year</code> (the first paper's rule): every scene of the season of <b>Year A</b> with every
+scene of the season of <b>Year B</b> (empty: A + 1).</li>
+<li><code>interval</code>: every pair <b>Minimum interval</b> to <b>Maximum interval</b> days apart (e.g. 5 to
+40) within a season: a season's velocity from scenes every few days.</li>
+<li><code>sequential</code>: each scene with the next one at least the minimum interval later.</li>
+<li><b>Maximum pairs per scene</b> (0: no cap) keeps a 70-scene season from making thousands of pairs: every
+scene's nearest partner first, then the next nearest.</li>
+<li><b>Months</b>: a season, like <code>6-10</code> or <code>11-3</code> (November to March, across the new
+year); <code>auto</code> (the default) follows the area's hemisphere: <code>6-10</code> in the north,
+<code>12-3</code> in the south. A season is named by the <b>year it ends in</b>: the southern summer 2019/20
+is year 2020. With <code>interval</code> or <code>sequential</code>, Year A is the season and Year B the last
+season (pairs never span two seasons). Empty Year A: for a local folder the latest season(s) with scenes,
+for a remote source the latest season already over.</li>
+<li><b>Season start</b> and <b>Season end</b> (dates, optional): one season between two dates instead of
+months and years (<code>interval</code> and <code>sequential</code> rules).</li>
+</ul>
 <h3>Inputs</h3>
 <ul>
 <li><b>Imagery source</b>: <code>local_folder</code> reads the <b>Folder of GeoTIFFs</b> as it is (one
@@ -54,7 +75,11 @@ outlines, only their off-glacier part counts. Without outlines or stable areas t
 statistics.</li>
 <li><b>GPS stakes</b> (optional): a CSV in lon/lat (WGS 84) with vx, vy or speed (m/yr), or start and end
 positions with dates; or a GeoPackage / shapefile (any CRS).</li>
-<li><b>Correct the stable-ground offset</b>: subtract the median offset of vx and vy.</li>
+<li><b>Remove each pair's stable-ground offset before stacking</b> (default on, with outlines or stable
+areas): a co-registration error between two scenes biases that pair only; it is measured on the pair's
+stable ground and subtracted before the pairs are combined. With stable ground, each pair is also weighted
+by its measured noise (inverse variance); otherwise by its interval.</li>
+<li><b>Correct the stable-ground offset</b>: subtract the median offset of vx and vy left in the stack.</li>
 <li><b>RAFT model</b> (advanced): an .onnx of your own (e.g. from <i>Fine-tune RAFT on your image pairs</i>)
 for the raft engine.</li>
 <li><b>Compare every pair with the stakes</b>: the stake table also lists each pair product, not only the
@@ -65,8 +90,12 @@ the output, beside it.</li>
 <li><b>Report folder</b> (optional): where the reports go; empty: beside the output.</li>
 </ul>
 <h3>Outputs</h3>
-<p>The annual velocity COG (bands vx, vy, speed, uncertainty, count, ... in m/yr, see <i>Stack velocity
-pairs</i>), <code>&lt;output&gt;_stable_ground.json</code> and <code>.txt</code>, and with stakes
+<p>The velocity COG (bands vx, vy, speed, uncertainty, count, ..., time_span in days, see <i>Stack velocity
+pairs</i>); the <b>pair table</b> (<code>&lt;output&gt;_pairs.csv</code> and a table output): for every pair
+its dates, interval, trusted fraction, stable-ground offset and spread, median speed, weight, and whether it
+entered the stack, with the reason when not (a failed pair, too few trusted pixels, stable ground far
+noisier than the other pairs'); <code>&lt;output&gt;_stable_ground.json</code> and <code>.txt</code>, and with
+stakes
 <code>&lt;output&gt;_stakes.csv</code> and <code>.html</code>. A single pair still works: the log says so
 and the uncertainty is NaN. A cancel leaves no annual output; finished pairs stay for the resume.</p>"""
 
@@ -80,6 +109,14 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     EXTENT = imagery.EXTENT
     YEAR_A = "YEAR_A"
     YEAR_B = "YEAR_B"
+    RULE = "RULE"
+    MIN_DAYS = "MIN_DAYS"
+    MAX_DAYS = "MAX_DAYS"
+    MAX_PAIRS_PER_SCENE = "MAX_PAIRS_PER_SCENE"
+    SEASON_START = "SEASON_START"
+    SEASON_END = "SEASON_END"
+    REMOVE_PAIR_OFFSETS = "REMOVE_PAIR_OFFSETS"
+    PAIR_TABLE = "PAIR_TABLE"
     MONTHS = imagery.MONTHS
     MAX_CLOUD = imagery.MAX_CLOUD
     MIN_VALID_FRACTION = imagery.MIN_VALID_FRACTION
@@ -102,12 +139,35 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         imagery.add_source_parameters(self, recursive=False)
         imagery.add_area_parameters(self)
+        from ..core.imagery import RULES
+        from ..core.imagery.seasons import AUTO_MONTHS
+
+        self.addParameter(QgsProcessingParameterEnum(
+            self.RULE, "Pairing rule", options=list(RULES), defaultValue=RULES[0], usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.YEAR_A, "Year A", QgsProcessingParameterNumber.Type.Integer, 2021, minValue=1972, maxValue=2100))
+            self.YEAR_A, "Year A (the year its season ends in; empty: the latest season(s) with scenes)",
+            QgsProcessingParameterNumber.Type.Integer, None, optional=True, minValue=1972, maxValue=2100))
         self.addParameter(QgsProcessingParameterNumber(
-            self.YEAR_B, "Year B (empty: year A + 1)", QgsProcessingParameterNumber.Type.Integer, None, optional=True,
-            minValue=1972, maxValue=2100))
+            self.YEAR_B, "Year B (cross_year, empty: year A + 1; other rules: the last season, empty: year A)",
+            QgsProcessingParameterNumber.Type.Integer, None, optional=True, minValue=1972, maxValue=2100))
         imagery.add_filter_parameters(self)
+        months = self.parameterDefinition(self.MONTHS)
+        months.setDescription("Months (auto: 6-10 north, 12-3 south; 11-3 wraps the new year; empty: all)")
+        months.setDefaultValue(AUTO_MONTHS)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_DAYS, "Minimum interval (days; interval and sequential rules)",
+            QgsProcessingParameterNumber.Type.Double, 5.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_DAYS, "Maximum interval (days; interval and sequential rules)",
+            QgsProcessingParameterNumber.Type.Double, 40.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_PAIRS_PER_SCENE, "Maximum pairs per scene (0: no cap)",
+            QgsProcessingParameterNumber.Type.Integer, 10, minValue=0))
+        for name, label in ((self.SEASON_START, "Season start (date, optional: instead of months and years)"),
+                            (self.SEASON_END, "Season end (date, optional)")):
+            date = QgsProcessingParameterString(name, label, optional=True)
+            date.setFlags(date.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(date)
         self.addParameter(QgsProcessingParameterEnum(
             self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=default_engine_name(),
             usesStaticStrings=True))
@@ -120,6 +180,8 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.STAKES, "GPS stakes (CSV in lon/lat, GeoPackage or shapefile)", optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
+            self.REMOVE_PAIR_OFFSETS, "Remove each pair's stable-ground offset before stacking", True))
+        self.addParameter(QgsProcessingParameterBoolean(
             self.CORRECT_OFFSET, "Correct the stable-ground offset", False))
         self.addParameter(QgsProcessingParameterBoolean(
             self.COMPARE_PAIRS, "Compare every pair with the stakes too", False))
@@ -129,6 +191,8 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
             self.REPORT, "Report folder", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Annual velocity (m/yr)"))
         report_step.add_report_parameter(self)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.PAIR_TABLE, "Pair table", QgsProcessing.SourceType.TypeVector, optional=True, createByDefault=True))
         model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)",
                                            extension="onnx", optional=True)
         model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
@@ -138,6 +202,8 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         imagery.add_service_parameters(self)
         self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Number of pairs"))
         self.addOutput(QgsProcessingOutputNumber("REUSED", "Pairs reused from the pair folder"))
+        self.addOutput(QgsProcessingOutputNumber("STACKED_COUNT", "Pairs that entered the stack"))
+        self.addOutput(QgsProcessingOutputFile("PAIR_TABLE_CSV", "Pair table (CSV)"))
         self.addOutput(QgsProcessingOutputNumber("MEDIAN_UNCERTAINTY", "Median uncertainty (m/yr)"))
         self.addOutput(QgsProcessingOutputFile("STABLE_REPORT", "Stable-ground report (JSON)"))
         self.addOutput(QgsProcessingOutputFile("STAKES_CSV", "Stake table (CSV)"))
@@ -151,13 +217,20 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         job = AnnualJob(
             folder=self.parameterAsFile(parameters, self.FOLDER, context),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            year_a=self.parameterAsInt(parameters, self.YEAR_A, context),
+            year_a=self.optional_int(parameters, self.YEAR_A, context),
             year_b=self._optional(parameters, self.YEAR_B, lambda: self.parameterAsInt(
                 parameters, self.YEAR_B, context)),
             area=imagery.area_from_parameters(self, parameters, context),
             months=self.parameterAsString(parameters, self.MONTHS, context),
             max_cloud=self._optional(parameters, self.MAX_CLOUD, lambda: self.parameterAsDouble(
                 parameters, self.MAX_CLOUD, context)),
+            rule=self.parameterAsEnumString(parameters, self.RULE, context) or "cross_year",
+            min_days=self.parameterAsDouble(parameters, self.MIN_DAYS, context),
+            max_days=self.parameterAsDouble(parameters, self.MAX_DAYS, context),
+            max_pairs_per_scene=self.parameterAsInt(parameters, self.MAX_PAIRS_PER_SCENE, context),
+            season_start=self.parameterAsString(parameters, self.SEASON_START, context).strip(),
+            season_end=self.parameterAsString(parameters, self.SEASON_END, context).strip(),
+            remove_pair_offsets=self.parameterAsBoolean(parameters, self.REMOVE_PAIR_OFFSETS, context),
             engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
             outlines=self.vector_path(parameters, self.OUTLINES, context, feedback),
             stable_areas=self.vector_path(parameters, self.STABLE_AREAS, context, feedback),
@@ -176,9 +249,16 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         report = report_step.report_path(self, parameters, context)
         result = run_annual_job(job, ProcessingFeedback(feedback))
         pictures = report_step.velocity_report(report, result.output, job.outlines, job.stable_areas, job.stakes)
-        return {**pictures, self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
-                "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
-                "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
+        outputs = {**pictures, self.OUTPUT: result.output, "PAIR_COUNT": result.pair_count, "REUSED": result.reused,
+                   "STACKED_COUNT": result.stacked_count, "PAIR_TABLE_CSV": result.pair_table,
+                   "MEDIAN_UNCERTAINTY": result.median_uncertainty, "STABLE_REPORT": result.stable_report,
+                   "STAKES_CSV": result.stakes_csv, "STAKES_HTML": result.stakes_html}
+        if not self.is_unset(parameters, self.PAIR_TABLE):
+            from ..core.workflows.pair_table import TABLE_COLUMNS
+
+            outputs[self.PAIR_TABLE] = self.write_table(parameters, self.PAIR_TABLE, context, TABLE_COLUMNS,
+                                                        [record.typed_row() for record in result.records])
+        return outputs
 
     @staticmethod
     def _optional(parameters: dict[str, Any], name: str, read: Any) -> Any:

@@ -37,6 +37,7 @@ class GlacierFlowProvider(QgsProcessingProvider):
         from .forecast_ndsi import ForecastNdsiAlgorithm
         from .image_pairs import ImagePairsAlgorithm
         from .ndsi_series import NdsiSeriesAlgorithm
+        from .regional_velocity import RegionalVelocityAlgorithm
         from .search_scenes import SearchScenesAlgorithm
         from .stable_ground import StableGroundAlgorithm
         from .stack_velocity import StackVelocityAlgorithm
@@ -53,6 +54,7 @@ class GlacierFlowProvider(QgsProcessingProvider):
         self.addAlgorithm(DownloadScenesAlgorithm())
         self.addAlgorithm(CompareStakesAlgorithm())
         self.addAlgorithm(AnnualVelocityAlgorithm())
+        self.addAlgorithm(RegionalVelocityAlgorithm())
         self.addAlgorithm(FineTuneRaftAlgorithm())
         self.addAlgorithm(NdsiSeriesAlgorithm())
         self.addAlgorithm(ForecastNdsiAlgorithm())

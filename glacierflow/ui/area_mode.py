@@ -21,7 +21,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.gui import QgsFileWidget, QgsMapCanvas
-from qgis.PyQt.QtCore import QDate
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -54,7 +54,8 @@ OWN_PARAMETERS = {imagery_params.SOURCE, imagery_params.FOLDER, imagery_params.A
                   imagery_params.START_DATE, imagery_params.END_DATE, imagery_params.MONTHS,
                   imagery_params.MAX_CLOUD, Annual.FOLDER, Annual.AREA, Annual.YEAR_A, Annual.YEAR_B,
                   Annual.MONTHS, Annual.MAX_CLOUD, Annual.ENGINE, Annual.OUTLINES, Annual.STAKES,
-                  Annual.WORK_FOLDER, Annual.REPORT, Annual.OUTPUT}
+                  Annual.WORK_FOLDER, Annual.REPORT, Annual.OUTPUT, Annual.RULE, Annual.MIN_DAYS, Annual.MAX_DAYS,
+                  Annual.MAX_PAIRS_PER_SCENE, Annual.PAIR_TABLE}
 
 
 def annual_algorithm() -> QgsProcessingAlgorithm | None:
@@ -95,9 +96,12 @@ class AreaMode(VelocityMode, QWidget):
         self._restore_settings()
         self._show_source_fields()
         self.source.currentTextChanged.connect(self._show_source_fields)
+        self.rule.currentTextChanged.connect(self._show_rule_fields)
+        self._show_rule_fields()
         for signal in (self.source.currentTextChanged, self.year_a.valueChanged, self.year_b.valueChanged,
                        self.months.editingFinished, self.max_cloud.valueChanged, self.engine.currentTextChanged,
-                       self.folder.fileChanged):
+                       self.folder.fileChanged, self.rule.currentTextChanged, self.min_days.valueChanged,
+                       self.max_days.valueChanged, self.max_pairs.valueChanged):
             signal.connect(self.save_settings)
 
     # ----------------------------------------------------------------- widgets
@@ -113,7 +117,9 @@ class AreaMode(VelocityMode, QWidget):
         return form
 
     def _search_form(self) -> QFormLayout:
-        from ..core.imagery import DEFAULT_MONTHS
+        from ..core.imagery import RULES
+        from ..core.imagery.pairs import RULE_HELP
+        from ..core.imagery.seasons import AUTO_MONTHS, NORTHERN_MONTHS, latest_complete_season
 
         form = QFormLayout()
         self.source = QComboBox(self)
@@ -121,21 +127,41 @@ class AreaMode(VelocityMode, QWidget):
         self.folder = QgsFileWidget(self)
         self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.folder.setToolTip("Folder of dated GeoTIFFs (one band each) for the local_folder source")
-        this_year = QDate.currentDate().year()
-        self.year_a = spin_box(self, 1972, 2100, this_year - 2)
-        self.year_b = spin_box(self, 1972, 2100, this_year - 1)
-        self.months = QLineEdit(DEFAULT_MONTHS, self)
-        self.months.setToolTip("Months searched: a range like 6-10 (June to October) or a list like 6,7,8; "
-                               "empty: all months")
+        latest = latest_complete_season(NORTHERN_MONTHS)  # the latest summer over (north; a season's end year)
+        self.rule = QComboBox(self)
+        self.rule.addItems(list(RULES))
+        for index, name in enumerate(RULES):
+            self.rule.setItemData(index, RULE_HELP[name], Qt.ItemDataRole.ToolTipRole)
+        self.rule.setToolTip("cross_year: every scene of year A with every scene of year B; interval: every pair "
+                             "min to max days apart within a season; sequential: each scene with the next")
+        self.year_a = spin_box(self, 1972, 2100, latest - 1)
+        self.year_b = spin_box(self, 1972, 2100, latest)
+        self.year_a.setToolTip("The year the season ends in (the southern summer 2019/20 is 2020)")
+        self.min_days = spin_box(self, 0, 400, 5)
+        self.max_days = spin_box(self, 1, 800, 40)
+        for box in (self.min_days, self.max_days):
+            box.setSuffix(" days")
+        self.max_pairs = spin_box(self, 0, 1000, 10)
+        self.max_pairs.setSpecialValueText("no cap")
+        self.max_pairs.setToolTip("At most this many pairs per scene: each scene's nearest partners first")
+        self.months = QLineEdit(AUTO_MONTHS, self)
+        self.months.setToolTip("Months searched: a range like 6-10 (June to October), 11-3 (across the new year) "
+                               "or a list like 6,7,8; auto: 6-10 in the north, 12-3 in the south; empty: all")
         self.max_cloud = spin_box(self, NO_CLOUD_LIMIT, 100, NO_CLOUD_LIMIT)
         self.max_cloud.setSpecialValueText("no limit")
         self.max_cloud.setSuffix(" %")
         form.addRow("Source", self.source)
         form.addRow("Folder", self.folder)
         self.folder_label = form.labelForField(self.folder)
+        form.addRow("Pairing rule", self.rule)
         form.addRow("Year A", self.year_a)
         form.addRow("Year B", self.year_b)
         form.addRow("Months", self.months)
+        form.addRow("Min. interval", self.min_days)
+        form.addRow("Max. interval", self.max_days)
+        form.addRow("Max. pairs per scene", self.max_pairs)
+        self.interval_rows = [self.min_days, self.max_days]
+        self.search_form = form
         form.addRow("Max. cloud cover", self.max_cloud)
         return form
 
@@ -222,6 +248,18 @@ class AreaMode(VelocityMode, QWidget):
         return layer
 
     # ---------------------------------------------------------------- settings
+    def _show_rule_fields(self) -> None:
+        """The interval rows only for the interval and sequential rules; Year B's meaning follows the rule."""
+        cross = self.rule.currentText() == "cross_year"
+        for widget in self.interval_rows:
+            widget.setVisible(not cross)
+            label = self.search_form.labelForField(widget)
+            if label is not None:
+                label.setVisible(not cross)
+        label = self.search_form.labelForField(self.year_b)
+        if label is not None:
+            label.setText("Year B" if cross else "Last season")
+
     def _restore_settings(self) -> None:
         settings = QgsSettings()
         source = str(settings.value(SETTINGS + "source", LOCAL_SOURCE))
@@ -231,6 +269,11 @@ class AreaMode(VelocityMode, QWidget):
         self.year_a.setValue(int(settings.value(SETTINGS + "year_a", self.year_a.value())))
         self.year_b.setValue(int(settings.value(SETTINGS + "year_b", self.year_b.value())))
         self.months.setText(str(settings.value(SETTINGS + "months", self.months.text())))
+        rule = str(settings.value(SETTINGS + "rule", self.rule.currentText()))
+        if self.rule.findText(rule) >= 0:
+            self.rule.setCurrentText(rule)
+        for key, box in (("min_days", self.min_days), ("max_days", self.max_days), ("max_pairs", self.max_pairs)):
+            box.setValue(int(settings.value(SETTINGS + key, box.value())))
         self.max_cloud.setValue(int(settings.value(SETTINGS + "max_cloud", NO_CLOUD_LIMIT)))
         restore_engine(self.engine, str(settings.value(SETTINGS + "engine", "")))
         self.output.setDefaultRoot(self.last_folder())
@@ -241,7 +284,9 @@ class AreaMode(VelocityMode, QWidget):
         for key, value in (("source", self.source.currentText()), ("folder", self.folder.filePath()),
                            ("year_a", self.year_a.value()), ("year_b", self.year_b.value()),
                            ("months", self.months.text()), ("max_cloud", self.max_cloud.value()),
-                           ("engine", self.engine.currentText())):
+                           ("engine", self.engine.currentText()), ("rule", self.rule.currentText()),
+                           ("min_days", self.min_days.value()), ("max_days", self.max_days.value()),
+                           ("max_pairs", self.max_pairs.value())):
             settings.setValue(SETTINGS + key, value)
 
     # -------------------------------------------------------------- parameters
@@ -276,14 +321,23 @@ class AreaMode(VelocityMode, QWidget):
         if source == LOCAL_SOURCE and not os.path.isdir(folder):
             raise ValueError("Choose the folder of dated GeoTIFFs (Folder), or another source.")
         year_a, year_b = self.year_a.value(), self.year_b.value()
-        if year_b <= year_a:
+        rule = self.rule.currentText()
+        if rule == "cross_year" and year_b <= year_a:
             raise ValueError(f"Year B ({year_b}) must come after year A ({year_a}).")
+        if rule != "cross_year" and year_b < year_a:
+            raise ValueError(f"The last season ({year_b}) must not come before the first ({year_a}).")
+        if rule != "cross_year" and self.max_days.value() < self.min_days.value():
+            raise ValueError("The maximum interval must be at least the minimum interval.")
         values: dict[str, Any] = {imagery_params.SOURCE: source, imagery_params.AREA: self.area_picker.polygon_file(),
                                   imagery_params.MONTHS: self.months.text().strip()}
         if source == LOCAL_SOURCE:
             values[imagery_params.FOLDER] = folder
         if Annual.YEAR_A in accepted:
             values.update({Annual.YEAR_A: year_a, Annual.YEAR_B: year_b})
+        if Annual.RULE in accepted:
+            values.update({Annual.RULE: rule, Annual.MIN_DAYS: float(self.min_days.value()),
+                           Annual.MAX_DAYS: float(self.max_days.value()),
+                           Annual.MAX_PAIRS_PER_SCENE: self.max_pairs.value()})
         else:  # an algorithm searching by dates instead of years
             values.update({imagery_params.START_DATE: f"{year_a}-01-01", imagery_params.END_DATE: f"{year_b}-12-31"})
         if self.max_cloud.value() != NO_CLOUD_LIMIT:
@@ -299,7 +353,10 @@ class AreaMode(VelocityMode, QWidget):
     def describe(self, parameters: dict[str, Any]) -> str:
         """One log line for the start of a run."""
         where = parameters.get(imagery_params.FOLDER) or parameters.get(imagery_params.SOURCE, "")
-        return (f"Started the annual {parameters.get(Annual.ENGINE, '')} run on {where}, "
+        rule = self.rule.currentText()
+        pairs = (rule if rule == "cross_year" else
+                 f"{rule} pairs {self.min_days.value()}-{self.max_days.value()} days")
+        return (f"Started the {parameters.get(Annual.ENGINE, '')} run on {where}, {pairs}, "
                 f"{self.year_a.value()} and {self.year_b.value()}, months {self.months.text() or 'all'} "
                 f"-> {parameters.get(Annual.OUTPUT, '')}")
 

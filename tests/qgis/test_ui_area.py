@@ -141,7 +141,7 @@ def test_only_parameters_the_algorithm_defines_are_passed(dock, series, series_e
     accepted = {definition.name() for definition in algorithm.parameterDefinitions()}
     parameters = dock.area.parameters()
     assert set(parameters) <= accepted
-    assert parameters[Annual.MONTHS] == "6-10" and parameters[Annual.MAX_CLOUD] == 40.0
+    assert parameters[Annual.MONTHS] == "auto" and parameters[Annual.MAX_CLOUD] == 40.0  # by hemisphere
     if Annual.YEAR_A in accepted:
         assert (parameters[Annual.YEAR_A], parameters[Annual.YEAR_B]) == (2021, 2022)
     dock.area.year_b.setValue(2021)
@@ -191,7 +191,7 @@ def test_area_run_loads_annual_velocity_uncertainty_and_stakes(dock, series, ser
     assert stakes.featureCount() == 6 and stakes.labelsEnabled() and stakes.providerType() == "ogr"
     assert stakes.renderer().type() == "RuleRenderer" and stakes.crs() == results.speed.crs()
     log = dock.log_view.toPlainText()
-    assert "9 cross-year pair(s) (2021 x 2022)" in log  # 3 summer scenes a year; May is outside 6-10
+    assert "9 cross-year pair(s) (2021 x 2022;" in log  # 3 summer scenes a year; May is outside 6-10
     assert "6 GPS stakes" in log and dock.progress.value() == 100
     QgsProject.instance().removeMapLayer(outline.id())
 
@@ -227,6 +227,30 @@ def test_help_follows_the_mode(dock):
     dock.show_help()
     assert dock._help.algorithm_id == "glacierflow:velocity_pair"
     dock._help.close()
+
+
+def test_pairing_rule_and_interval_go_to_the_algorithm(dock, series, series_extent):
+    tool = dock.area.start_drawing() or pytest.skip("no map canvas")
+    for point in inner_ring(series_extent, 0.05):
+        tool.add_vertex(point)
+    tool.finish()
+    dock.area.folder.setFilePath(series.folder)
+    assert dock.area.rule.currentText() == "cross_year" and not dock.area.min_days.isVisibleTo(dock.area)
+    dock.area.rule.setCurrentText("interval")
+    assert dock.area.min_days.isVisibleTo(dock.area)
+    dock.area.year_a.setValue(2021)
+    dock.area.year_b.setValue(2021)  # one season: allowed for the interval rule
+    dock.area.min_days.setValue(10)
+    dock.area.max_days.setValue(60)
+    dock.area.max_pairs.setValue(6)
+    parameters = dock.area.parameters()
+    assert (parameters[Annual.RULE], parameters[Annual.MIN_DAYS], parameters[Annual.MAX_DAYS],
+            parameters[Annual.MAX_PAIRS_PER_SCENE]) == ("interval", 10.0, 60.0, 6)
+    dock.area.max_days.setValue(5)
+    with pytest.raises(ValueError, match="maximum interval"):
+        dock.area.parameters()
+    dock.area.max_days.setValue(60)
+    dock.area.rule.setCurrentText("cross_year")
 
 
 def test_area_settings_persist(dock, plugin, series):

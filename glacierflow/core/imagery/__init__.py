@@ -4,7 +4,16 @@ from __future__ import annotations
 from ..geo.area import Area
 from .base import DEFAULT_MONTHS, ImageSource, Scene, SceneCache, default_cache_dir, parse_date_bound, parse_months
 from .local import LocalFolderSource
-from .pairs import RULES, ScenePair, cross_year_pairs, interval_pairs, pairs_by_rule, write_pairs_csv
+from .pairs import (
+    RULES,
+    ScenePair,
+    cap_pairs_per_scene,
+    cross_year_pairs,
+    interval_pairs,
+    pairs_by_rule,
+    sequential_pairs,
+    write_pairs_csv,
+)
 from .stac_profiles import PROFILES as STAC_PROFILES
 
 EARTH_ENGINE = "earth_engine"
@@ -13,7 +22,8 @@ SOURCE_NAMES = ("local_folder",) + tuple(STAC_PROFILES) + (EARTH_ENGINE,)
 
 __all__ = ["DEFAULT_MONTHS", "Area", "ImageSource", "Scene", "SceneCache", "default_cache_dir", "parse_date_bound",
            "parse_months", "LocalFolderSource", "RULES", "ScenePair", "cross_year_pairs", "interval_pairs",
-           "pairs_by_rule", "write_pairs_csv", "SOURCE_NAMES", "STAC_PROFILES", "EARTH_ENGINE", "make_source"]
+           "sequential_pairs", "cap_pairs_per_scene", "pairs_by_rule", "write_pairs_csv",
+           "SOURCE_NAMES", "STAC_PROFILES", "EARTH_ENGINE", "make_source"]
 
 
 def make_source(name: str, folder: str = "", recursive: bool = False, band: int = 1, cache_dir: str = "",

@@ -61,6 +61,8 @@ STACK_BANDS = [
     BandSpec("vx_std", "Standard deviation of vx over the kept pairs (ddof 1)", "m/yr"),
     BandSpec("vy_std", "Standard deviation of vy over the kept pairs (ddof 1)", "m/yr"),
     BandSpec("rejected", "Number of valid pairs rejected as outliers", "1"),
+    BandSpec("time_span", "Days from the earliest first to the latest second acquisition of the kept pairs",
+             "days"),
 ]
 
 

@@ -23,12 +23,26 @@ Per pixel, over the pairs with a finite vx and vy:
    3 robust std and are dropped (measured on Gaussian noise); the mean
    barely changes. With fewer than three
    pairs nothing is rejected: two disagreeing pairs cannot say which is wrong.
-2. **Estimates over the kept pairs.** ``vx``/``vy``: the mean, weighted by the
-   pair's interval when ``weight_by_interval`` (a displacement error of e px
-   gives a velocity error of ``e * pixel / interval``, so longer pairs are
-   more precise; full inverse-variance weights would be interval^2, which
-   lets one long pair dominate although decorrelation makes its px error
-   grow with the interval, so the interval itself is the compromise).
+0. **Per-pair offset.** When the job gives each pair's stable-ground offset
+   (``offsets``: median vx, vy in m/yr off the glaciers), it is subtracted
+   from that pair before anything else: a co-registration error of e px
+   between two scenes is ``e * pixel / interval`` of spurious velocity, a
+   different bias for every pair, which the stack would otherwise average in.
+2. **Estimates over the kept pairs.** ``vx``/``vy``: the weighted mean.
+   Weights (``weights_used`` in the metadata), first that applies:
+   * ``uncertainties`` given (each pair's measured noise s_i in m/yr, e.g. the
+     robust spread of its stable ground): inverse variance ``1 / s_i^2``,
+     bounded to within ``MAX_WEIGHT_RATIO`` of the median weight. s_i holds
+     both effects of the interval: ``e px * pixel / interval`` makes long
+     pairs precise on slow ice, while decorrelation raises e on long pairs.
+     On fast ice, long pairs decorrelate and fail the forward-backward check
+     (NaN) or fall out as outliers, so short pairs carry the fast ice;
+   * ``weight_by_interval``: the interval in days (a displacement error of
+     e px gives ``e * pixel / interval``; full inverse variance would be
+     interval^2, which lets one long pair dominate although decorrelation
+     makes its px error grow with the interval: the interval is the
+     compromise when the pairs' noise is not measured);
+   * otherwise equal weights.
    ``vx_median``/``vy_median``: the unweighted median. ``vx_std``/``vy_std``:
    the sample standard deviation (ddof = 1).
 3. **Uncertainty** (m/yr): the standard error of the vector,
@@ -37,6 +51,9 @@ Per pixel, over the pairs with a finite vx and vy:
    NaN where fewer than two pairs remain: one pair carries no spread. With
    few pairs the MAD is noisy (unbiased on average, but each pixel's value
    may be off by a factor of two): read the band as an order of magnitude.
+4. **Time span** (days): per pixel, from the earliest first acquisition to
+   the latest second acquisition of the kept pairs (NaN where none is kept
+   or the products do not carry their acquisitions).
 """
 from __future__ import annotations
 
@@ -63,6 +80,7 @@ ROBUST_SCALE = 1.4826  # MAD -> standard deviation for Gaussian noise
 MIN_PAIRS_TO_REJECT = 3
 FLOOR_PX = 1.0  # default outlier floor: 1 px over the stack's median interval
 STRIP_ROWS = 256
+MAX_WEIGHT_RATIO = 10.0  # inverse-variance weights bounded to [median / 10, median x 10]
 
 
 
@@ -78,6 +96,10 @@ class StackJob:
         outlier_floor: m/yr below which a pair is never rejected; None: 1 px over the median interval.
         grid: the output grid; None: the first product's grid.
         strip_rows: rows read and combined at a time (memory bound).
+        offsets: per input, the (vx, vy) offset in m/yr subtracted before stacking (its stable-ground
+            median), or None.
+        uncertainties: per input, the pair's noise in m/yr (e.g. its stable-ground spread): inverse-variance
+            weights; None: ``weight_by_interval`` decides.
     """
 
     inputs: list[str]
@@ -87,6 +109,8 @@ class StackJob:
     outlier_floor: float | None = None
     grid: Grid | None = None
     strip_rows: int = STRIP_ROWS
+    offsets: list[tuple[float, float]] | None = None
+    uncertainties: list[float] | None = None
 
 
 @dataclass
@@ -136,13 +160,13 @@ def run_stack_job(job: StackJob, feedback: Feedback | None = None) -> StackResul
     started = time.perf_counter()
     pairs = _open_pairs(job)
     grid = job.grid or pairs[0].vx.grid
-    weights = _weights(pairs, job.weight_by_interval)
+    weights = pair_weights(pairs, job)
     floor = _outlier_floor(job, pairs, grid)
     _announce(pairs, grid, floor, job, feedback)
     with ProductWriter(job.output, grid, STACK_BANDS) as writer:
         tally = _stack_strips(job, pairs, grid, weights, floor, writer, feedback)
         summary = tally.summary()
-        metadata = _metadata(job, pairs, floor, summary)
+        metadata = _metadata(job, pairs, floor, summary, weights)
         writer.finish(metadata)
     style = write_style_beside(job.output, speed_style_qml(nice_maximum(summary["p95_speed"])))
     seconds = time.perf_counter() - started
@@ -164,9 +188,18 @@ def _open_pairs(job: StackJob) -> list[PairInfo]:
     return [open_pair(path) for path in job.inputs]
 
 
-def _weights(pairs: list[PairInfo], by_interval: bool) -> np.ndarray:
-    """Per-pair weights (n,): the interval in days, or 1 for all."""
-    if not by_interval:
+def pair_weights(pairs: list[PairInfo], job: StackJob) -> np.ndarray:
+    """Per-pair weights (n,): bounded inverse variance of ``job.uncertainties`` (m/yr), else the interval in
+    days with ``weight_by_interval``, else 1 for all (see the module docstring)."""
+    if job.uncertainties is not None:
+        sigma = np.asarray(job.uncertainties, dtype=np.float64)
+        if sigma.shape != (len(pairs),) or not np.all(np.isfinite(sigma) & (sigma > 0)):
+            raise GlacierFlowError("Each pair needs a positive, finite uncertainty (m/yr) for inverse-variance "
+                                   f"weights; got {list(job.uncertainties)} for {len(pairs)} pair(s).")
+        weights = 1.0 / sigma ** 2
+        middle = float(np.median(weights))
+        return np.clip(weights, middle / MAX_WEIGHT_RATIO, middle * MAX_WEIGHT_RATIO)
+    if not job.weight_by_interval:
         return np.ones(len(pairs), dtype=np.float64)
     missing = [os.path.basename(p.path) for p in pairs if p.interval_days is None]
     if missing:
@@ -202,17 +235,42 @@ def _announce(pairs: list[PairInfo], grid: Grid, floor: float, job: StackJob, fe
                          f"{MIN_PAIRS_TO_REJECT}, so none are rejected.")
 
 
+def _offsets(job: StackJob, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair (vx, vy) offsets (n, 1, 1) in m/yr to subtract: the job's, or zeros."""
+    if job.offsets is None:
+        return np.zeros((count, 1, 1)), np.zeros((count, 1, 1))
+    offsets = np.asarray(job.offsets, dtype=np.float64)
+    if offsets.shape != (count, 2) or not np.all(np.isfinite(offsets)):
+        raise GlacierFlowError(f"Give one finite (vx, vy) offset in m/yr per pair ({count}), not {job.offsets}.")
+    return offsets[:, 0, None, None], offsets[:, 1, None, None]
+
+
+def _acquisition_days(pairs: list[PairInfo]) -> tuple[np.ndarray, np.ndarray]:
+    """First and second acquisition of each pair in days since 1970 (NaN when a product lacks them)."""
+    from ..io.timestamps import SECONDS_PER_DAY, parse_datetime
+
+    def days(text: str) -> float:
+        try:
+            return parse_datetime(text).timestamp() / SECONDS_PER_DAY if text else float("nan")
+        except (ValueError, GlacierFlowError):
+            return float("nan")
+
+    return (np.array([days(p.acquisition_a) for p in pairs]), np.array([days(p.acquisition_b) for p in pairs]))
+
+
 def _stack_strips(job: StackJob, pairs: list[PairInfo], grid: Grid, weights: np.ndarray, floor: float,
                   writer: ProductWriter, feedback: Feedback) -> _Tally:
     tally = _Tally()
+    offset_x, offset_y = _offsets(job, len(pairs))
+    starts, ends = _acquisition_days(pairs)
     tops = list(range(0, grid.height, job.strip_rows))
     for index, top in enumerate(tops):
         if feedback.is_cancelled():
             raise JobCancelled("Cancelled by the user")
         strip = grid.window_grid(Window(0, top, grid.width, min(job.strip_rows, grid.height - top)))
-        vx = np.stack([p.vx.read(strip) for p in pairs])
-        vy = np.stack([p.vy.read(strip) for p in pairs])
-        product = combine(vx, vy, weights, job.outlier_k, floor)
+        vx = np.stack([p.vx.read(strip) for p in pairs]) - offset_x
+        vy = np.stack([p.vy.read(strip) for p in pairs]) - offset_y
+        product = combine(vx, vy, weights, job.outlier_k, floor, starts, ends)
         writer.write_rows(top, product)
         tally.add(product, vx)
         for pair in pairs:
@@ -223,10 +281,12 @@ def _stack_strips(job: StackJob, pairs: list[PairInfo], grid: Grid, weights: np.
 
 
 def combine(vx: np.ndarray, vy: np.ndarray, weights: np.ndarray, outlier_k: float = 3.0,
-            floor: float = 0.0) -> dict[str, np.ndarray]:
+            floor: float = 0.0, starts: np.ndarray | None = None,
+            ends: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-pixel robust combination of (n, rows, cols) vx, vy (m/yr, NaN = no data) into the stack bands.
 
-    ``weights`` (n,) weight the mean; see the module docstring for the
+    ``weights`` (n,) weight the mean; ``starts``, ``ends`` (n,): each pair's acquisitions in days (any
+    origin) for the time span band (NaN without them); see the module docstring for the
     rejection rule and the uncertainty. Returns float32 (rows, cols) arrays
     named as :data:`STACK_BANDS`.
     """
@@ -242,8 +302,17 @@ def combine(vx: np.ndarray, vy: np.ndarray, weights: np.ndarray, outlier_k: floa
         product = {"vx": mean_x, "vy": mean_y, "speed": speed(mean_x, mean_y), "uncertainty": uncertainty,
                    "count": count, "vx_median": np.nanmedian(kx, axis=0), "vy_median": np.nanmedian(ky, axis=0),
                    "vx_std": _std(kx, count), "vy_std": _std(ky, count),
-                   "rejected": (valid & ~kept).sum(axis=0)}
+                   "rejected": (valid & ~kept).sum(axis=0), "time_span": _time_span(kept, starts, ends)}
     return {name: np.asarray(array, dtype=np.float32) for name, array in product.items()}
+
+
+def _time_span(kept: np.ndarray, starts: np.ndarray | None, ends: np.ndarray | None) -> np.ndarray:
+    """Days from the earliest start to the latest end of the kept pairs per pixel (NaN where none)."""
+    if starts is None or ends is None:
+        return np.full(kept.shape[1:], np.nan)
+    first = np.where(kept, np.asarray(starts, dtype=np.float64)[:, None, None], np.inf).min(axis=0)
+    last = np.where(kept, np.asarray(ends, dtype=np.float64)[:, None, None], -np.inf).max(axis=0)
+    return np.where(kept.any(axis=0), last - first, np.nan)
 
 
 def _outliers(vx: np.ndarray, vy: np.ndarray, valid: np.ndarray, k: float, floor: float) -> np.ndarray:
@@ -317,7 +386,14 @@ class _Tally:
                 "rejected_fraction": self.rejected / max(self.valid_values, 1)}
 
 
-def _metadata(job: StackJob, pairs: list[PairInfo], floor: float, summary: dict[str, float]) -> dict[str, str]:
+def _weighting_text(job: StackJob) -> str:
+    if job.uncertainties is not None:
+        return f" weighted by inverse variance of each pair's uncertainty (bounded to x{MAX_WEIGHT_RATIO:g})"
+    return " weighted by interval (days)" if job.weight_by_interval else ""
+
+
+def _metadata(job: StackJob, pairs: list[PairInfo], floor: float, summary: dict[str, float],
+              weights: np.ndarray) -> dict[str, str]:
     starts = sorted(p.acquisition_a for p in pairs if p.acquisition_a)
     ends = sorted(p.acquisition_b for p in pairs if p.acquisition_b)
     metadata = {
@@ -326,8 +402,10 @@ def _metadata(job: StackJob, pairs: list[PairInfo], floor: float, summary: dict[
         "PAIRS": json.dumps([p.describe() for p in pairs]),
         "FIRST_ACQUISITION": starts[0] if starts else "",
         "LAST_ACQUISITION": ends[-1] if ends else "",
-        "ESTIMATOR": "mean of the kept pairs" + (" weighted by interval (days)" if job.weight_by_interval else ""),
-        "WEIGHT_BY_INTERVAL": "yes" if job.weight_by_interval else "no",
+        "ESTIMATOR": "mean of the kept pairs" + _weighting_text(job),
+        "WEIGHT_BY_INTERVAL": "yes" if job.weight_by_interval and job.uncertainties is None else "no",
+        "PAIR_WEIGHTS": json.dumps([round(float(w), 6) for w in weights / weights.sum()]),
+        "PAIR_OFFSETS_M_PER_YR": json.dumps(job.offsets) if job.offsets is not None else "none",
         "OUTLIER_K": f"{job.outlier_k:g}",
         "OUTLIER_FLOOR_M_PER_YR": f"{floor:.3f}",
         "UNCERTAINTY": "hypot(b_n 1.4826 MAD of vx, of vy) / sqrt(effective count), 1 sigma, m/yr",

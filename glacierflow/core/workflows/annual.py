@@ -1,19 +1,27 @@
-"""Annual velocity for an area: search, cross-year pairs, every pair, stacking, stable ground, stakes.
+"""Annual or season velocity for an area: search, pairs by rule, every pair, stacking, stable ground, stakes.
 
-The chain behind ``glacierflow:annual_velocity`` (the first paper's method):
+The chain behind ``glacierflow:annual_velocity`` (the first paper's method, and seasons of many pairs):
 
-1. scenes of a local folder over the area, in years A and B, in the chosen months, under a cloud limit;
+1. scenes of a local folder over the area, in the season(s), under a cloud limit. A season is months that
+   may wrap the new year (``11-3``) named by the year it ends in, or a start and an end date
+   (:mod:`.imagery.seasons`); ``auto`` months follow the area's hemisphere (6-10 north, 12-3 south).
+   Without a year: for a local folder the latest season(s) with scenes, otherwise the latest season over;
    with any other source (STAC, Earth Engine, or a source object), the scenes are searched over the area,
    fetched onto one job grid (:func:`..geo.gridspec.resolve_grid`: the area's UTM zone or polar
    stereographic CRS, aligned to the pixel size) and written into ``<work_folder>/scenes``
    (:func:`.imagery.download.download_scenes`; a rerun reuses every file), and the chain goes on from
    that folder;
-2. every year-A scene paired with every year-B scene (:func:`.imagery.cross_year_pairs`);
+2. pairs by rule (:mod:`.imagery.pairs`): ``cross_year`` (every scene of season A with every scene of
+   season B), ``interval`` (every pair MIN_DAYS to MAX_DAYS apart) or ``sequential``, at most
+   ``max_pairs_per_scene`` pairs per scene;
 3. each pair through :func:`.pair_velocity.run_pair_job` into ``work_folder``, named from the two scene
    ids and the engine, so a rerun after an interruption **reuses** every finished pair (a product that
    opens and carries ``GLACIERFLOW_PRODUCT=velocity_pair`` with the same images and engine, newer than
    both images) and computes only the rest;
-4. the pairs stacked (:func:`.stacking.run_stack_job`: vx, vy, speed, uncertainty, count, m/yr);
+4. every pair measured (trusted fraction, stable-ground offset and spread, median speed) and screened
+   (:mod:`.pair_table`); the pairs that pass are stacked (:func:`.stacking.run_stack_job`: vx, vy, speed,
+   uncertainty, count, time span), each pair's stable-ground offset removed first and, with stable ground,
+   weighted by its measured noise; the pair table (CSV) says which pairs carried the result;
 5. stable-ground statistics off the buffered glacier outlines (:func:`.stable_ground.run_stable_ground`),
    optionally subtracting the median offset;
 6. with a stake file, the stake table of the annual product (and optionally of every pair): CSV and HTML.
@@ -23,13 +31,14 @@ leaves no annual output (finished pair products stay, for the resume).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ..errors import GlacierFlowError
@@ -38,10 +47,13 @@ from ..geo.area import Area
 from ..geo.crs import is_geographic, transform_bounds
 from ..geo.grid import Grid
 from ..geo.gridspec import GridSpec, resolve_grid
-from ..imagery import DEFAULT_MONTHS, ImageSource, LocalFolderSource, ScenePair, cross_year_pairs, parse_months
+from ..imagery import ImageSource, LocalFolderSource, Scene, ScenePair, pairs_by_rule, parse_months
+from ..imagery.seasons import AUTO_MONTHS, Season, latest_complete_season, resolve_months, season_between, season_of
+from ..imagery.seasons import season_year as season_end_year
 from ..io.atomic import commit, temporary_path
 from ..io.raster import BandSource
 from ..products.velocity import IMAGE_A, IMAGE_B, PAIR, open_velocity
+from .pair_table import PairRecord, measure_pair, screen_pairs, write_pair_table
 
 PAIR_SHARE = 85.0  # % of the progress bar for the pairs; stacking and statistics share the rest
 DOWNLOAD_SHARE = 30.0  # % of the progress bar for downloading a remote source's scenes
@@ -56,9 +68,22 @@ class AnnualJob:
     Attributes:
         folder: folder of dated GeoTIFFs (one band each), for the ``local_folder`` source.
         output: the annual velocity COG (m/yr).
-        year_a: the first year; year_b: the second (None: year_a + 1).
+        year_a: the first season's year (the year it ends in); None: derived (see the module docstring).
+        year_b: ``cross_year``: the second season's year (None: year_a + 1); ``interval``/``sequential``: the
+            last season's year (None: year_a), pairs never span two seasons.
         area: polygon file (any CRS, all features united) or an :class:`.imagery.Area`; None: no spatial filter.
-        months: months searched, like ``"6-10"`` (June to October) or ``"6,7,8"``; empty: all.
+        months: months searched, like ``"6-10"`` (June to October), ``"11-3"`` (wraps the new year) or
+            ``"6,7,8"``; ``"auto"``: by the area's hemisphere (6-10 north, 12-3 south); empty: all.
+        rule: ``cross_year``, ``interval`` or ``sequential`` (:data:`.imagery.RULES`).
+        min_days, max_days: the interval (days) of ``interval`` pairs; ``sequential`` pairs each scene with
+            the next one at least ``min_days`` later, at most ``max_days``.
+        max_pairs_per_scene: cap on the pairs per scene (0: none).
+        season_start, season_end: ISO dates of one season instead of months and years (``interval`` and
+            ``sequential`` rules).
+        remove_pair_offsets: subtract each pair's stable-ground median offset before stacking (with
+            outlines or stable areas).
+        min_trusted_fraction: pairs trusting less of their grid (0-1) stay out of the stack.
+        pair_table: the pair table CSV; None: ``<output stem>_pairs.csv`` in the report folder.
         max_cloud: largest scene cloud cover (%); None: any (unknown cover passes).
         engine: optical-flow engine name.
         outlines: glacier outlines (any CRS): glacier band of the pairs and stable ground off the ice.
@@ -85,10 +110,19 @@ class AnnualJob:
 
     folder: str
     output: str
-    year_a: int
+    year_a: int | None = None
     year_b: int | None = None
     area: str | Area | None = None
-    months: str | None = DEFAULT_MONTHS
+    months: str | None = AUTO_MONTHS
+    rule: str = "cross_year"
+    min_days: float = 5.0
+    max_days: float = 40.0
+    max_pairs_per_scene: int = 10
+    season_start: str = ""
+    season_end: str = ""
+    remove_pair_offsets: bool = True
+    min_trusted_fraction: float = 0.05
+    pair_table: str | None = None
     max_cloud: float | None = None
     engine: str = "horn_schunck"
     outlines: str | None = None
@@ -128,6 +162,10 @@ class AnnualResult:
     stakes_summary: dict[str, float] | None = None
     single_pair: bool = False
     seconds: float = 0.0
+    pair_table: str | None = None
+    records: list[Any] = field(default_factory=list)
+    stacked_count: int = 0
+    seasons: list[str] = field(default_factory=list)
 
 
 # --- pairs ------------------------------------------------------------------------------------------------
@@ -160,10 +198,12 @@ def is_complete_product(path: str, pair: ScenePair, engine: str) -> bool:
 
 def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: str | None = None,
               pair_options: dict[str, Any] | None = None, feedback: Feedback | None = None,
-              grid: Grid | None = None) -> list[str]:
+              grid: Grid | None = None, failures: dict[int, str] | None = None) -> list[str]:
     """Every pair through the pair job into ``folder``, all on ``grid`` (the job's; None: each pair's own);
     finished products are reused. Returns the product paths in pair order; the log says which were reused.
-    Raises JobCancelled between or inside pairs."""
+    With ``failures``, a pair whose job fails (an unreadable scene, no overlap) gets ``""`` as its path and
+    its message in ``failures[index]`` instead of stopping the run. Raises JobCancelled between or inside
+    pairs."""
     from ..velocity.pair import PairJob, run_pair_job
 
     feedback = feedback or Feedback()
@@ -181,7 +221,15 @@ def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: st
             job = PairJob(image_a=pair.first.href, image_b=pair.second.href, output=path, band_a=pair.first.band,
                           band_b=pair.second.band, outlines=outlines, engine=engine, grid=grid,
                           **(pair_options or {}))
-            run_pair_job(job, StageFeedback(feedback, 100.0 * index / len(pairs), 100.0 * (index + 1) / len(pairs)))
+            stage = StageFeedback(feedback, 100.0 * index / len(pairs), 100.0 * (index + 1) / len(pairs))
+            try:
+                run_pair_job(job, stage)
+            except (GlacierFlowError, RuntimeError, ValueError) as error:  # GDAL and OpenCV raise these too
+                if failures is None:
+                    raise
+                failures[index] = f"the pair job failed: {error}"
+                feedback.warning(f"{label}: failed ({error}); left out")
+                path = ""
         products.append(path)
         feedback.progress(100.0 * (index + 1) / len(pairs))
     return products
@@ -218,43 +266,161 @@ def is_local(job: AnnualJob) -> bool:
     return isinstance(job.source, str) and job.source == LOCAL_SOURCE
 
 
-def _years(job: AnnualJob) -> tuple[int, int, datetime, datetime]:
-    """Year A, year B and the search range from 1 January of A to the end of B (UTC)."""
-    year_b = job.year_b if job.year_b is not None else job.year_a + 1
-    start = datetime(job.year_a, 1, 1, tzinfo=timezone.utc)
-    end = datetime(year_b, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
-    return job.year_a, year_b, start, end
+@dataclass
+class SeasonPlan:
+    """The season(s) a job searches and pairs in, resolved from the job (months, years or dates)."""
+
+    rule: str
+    months: str
+    seasons: list[Season]
+    year_a: int | None = None
+    year_b: int | None = None
+    why: str = ""
+
+    @property
+    def start(self) -> datetime:
+        """The earliest acquisition time searched (UTC)."""
+        return min(s.start for s in self.seasons)
+
+    @property
+    def end(self) -> datetime:
+        """The latest acquisition time searched (UTC)."""
+        return max(s.end for s in self.seasons)
+
+    def season_index(self, scene: Scene) -> int | None:
+        """Which of :attr:`seasons` holds the scene, or None."""
+        return next((i for i, season in enumerate(self.seasons) if season.contains(scene.time)), None)
+
+    def describe(self) -> str:
+        """One line for the log."""
+        return (f"Season(s) {', '.join(s.label for s in self.seasons)}: {self.start:%Y-%m-%d} to "
+                f"{self.end:%Y-%m-%d}" + (f" ({self.why})" if self.why else ""))
+
+
+def season_plan(job: AnnualJob, latitude: float | None, scenes: Sequence[Scene] | None = None,
+                today: datetime | None = None) -> SeasonPlan:
+    """The job's season(s): from its dates, or its months (``auto``: by ``latitude``, degrees) and years.
+
+    Years left empty come from ``scenes`` (the latest season(s) holding them) or, without scenes (a remote
+    source before its search), from the latest season over by ``today``.
+    """
+    from ..imagery import RULES
+
+    if job.rule not in RULES:
+        raise GlacierFlowError(f"Unknown pairing rule '{job.rule}': use one of {', '.join(RULES)}.")
+    months = resolve_months(job.months, latitude)
+    if job.season_start or job.season_end:
+        if job.rule == "cross_year":
+            raise GlacierFlowError("A start and an end date make one season; the cross_year rule pairs two "
+                                   "seasons. Use the interval or sequential rule, or give years A and B.")
+        return SeasonPlan(job.rule, months, [season_between(job.season_start, job.season_end)], why="given dates")
+    year_a, why = job.year_a, "given years"
+    cross = job.rule == "cross_year"
+    if year_a is None:
+        year_a, why = _default_year(months, cross, scenes, today)
+    year_b = job.year_b if job.year_b is not None else (year_a + 1 if cross else year_a)
+    if cross and year_b <= year_a:
+        raise GlacierFlowError(f"Year B ({year_b}) must be after year A ({year_a}): for example {year_a + 1}.")
+    if not cross and year_b < year_a:
+        raise GlacierFlowError(f"The last season ({year_b}) is before the first ({year_a}): give a later year B "
+                               "or leave it empty for one season.")
+    years = [year_a, year_b] if cross else list(range(year_a, year_b + 1))
+    return SeasonPlan(job.rule, months, [season_of(months, y) for y in years], year_a, year_b, why)
+
+
+def _default_year(months: str, cross: bool, scenes: Sequence[Scene] | None,
+                  today: datetime | None) -> tuple[int, str]:
+    """Year A when the job gives none: from the scenes, else from the latest season over by ``today``."""
+    month_set = parse_months(months)
+    if scenes:
+        counts: dict[int, int] = {}
+        for scene in scenes:
+            if month_set is None or scene.time.month in month_set:
+                year = season_end_year(scene.time, month_set)
+                counts[year] = counts.get(year, 0) + 1
+        if cross:
+            both = [y for y in counts if y + 1 in counts]
+            if both:
+                return max(both), "the latest two seasons with scenes"
+        else:
+            enough = [y for y, n in counts.items() if n >= 2]
+            if enough:
+                return max(enough), "the latest season with two scenes or more"
+    latest = latest_complete_season(months, today)
+    return (latest - 1, "the latest two seasons over") if cross else (latest, "the latest season over")
+
+
+def scene_latitude(job: AnnualJob, scenes: Sequence[Scene] = ()) -> float | None:
+    """Latitude (degrees) of the area's centre, else of the first scene's footprint, else None."""
+    from ..geo.crs import to_lonlat
+
+    area = job_area(job)
+    if area is not None:
+        xmin, ymin, xmax, ymax = area.bounds()
+        return to_lonlat([(0.5 * (xmin + xmax), 0.5 * (ymin + ymax))], area.crs_wkt)[0][1]
+    for scene in scenes:
+        if scene.footprint is not None and scene.footprint_crs_wkt:
+            xmin, ymin, xmax, ymax = scene.footprint
+            return to_lonlat([(0.5 * (xmin + xmax), 0.5 * (ymin + ymax))], scene.footprint_crs_wkt)[0][1]
+    return None
 
 
 def find_pairs(job: AnnualJob, feedback: Feedback, folder: str | None = None,
-               only: set[str] | None = None) -> list[ScenePair]:
-    """The scenes of the two years in ``folder`` (default ``job.folder``; only the files in ``only`` when
-    given) and their cross-year pairs; fails clearly when none."""
-    year_a, year_b, start, end = _years(job)
+               only: set[str] | None = None, plan: SeasonPlan | None = None) -> list[ScenePair]:
+    """The scenes of the job's season(s) in ``folder`` (default ``job.folder``; only the files in ``only``
+    when given) and their pairs by the job's rule; fails clearly when none."""
     source = LocalFolderSource(folder or job.folder)
     try:
-        scenes = source.search(job_area(job), start, end, months=parse_months(job.months), max_cloud=job.max_cloud)
+        found = source.search(job_area(job), plan.start if plan else None, plan.end if plan else None,
+                              max_cloud=job.max_cloud)
     finally:
         for name, reason in source.skipped:
             feedback.info(f"Skipped {name}: {reason}")
     if only is not None:
-        scenes = [s for s in scenes if os.path.abspath(s.href) in only]
-    feedback.info(f"{len(scenes)} scene(s) in {year_a} and {year_b}: " + ", ".join(s.id for s in scenes))
-    pairs = cross_year_pairs(scenes, job.year_a, year_b)
+        found = [s for s in found if os.path.abspath(s.href) in only]
+    plan = plan or season_plan(job, scene_latitude(job, found), found)
+    feedback.info(f"Months {plan.months}; " + plan.describe())
+    scenes = [s for s in found if plan.season_index(s) is not None]
+    feedback.info(f"{len(scenes)} scene(s) in the season(s): " + ", ".join(s.id for s in scenes))
+    pairs = _pairs_in_plan(job, plan, scenes)
+    cap = f"at most {job.max_pairs_per_scene} per scene" if job.max_pairs_per_scene else "no cap per scene"
+    if plan.rule == "cross_year":
+        feedback.info(f"{len(pairs)} cross-year pair(s) ({plan.year_a} x {plan.year_b}; {cap}).")
+    else:
+        feedback.info(f"{len(pairs)} {plan.rule} pair(s) of {job.min_days:g} to {job.max_days:g} days ({cap}).")
+    return pairs
+
+
+def _pairs_in_plan(job: AnnualJob, plan: SeasonPlan, scenes: Sequence[Scene]) -> list[ScenePair]:
+    """Pairs by the job's rule: cross_year between seasons A and B, the others within each season."""
+    if not scenes:
+        raise GlacierFlowError(f"No scene in {plan.describe()}: widen the months, the dates or the cloud limit, "
+                               "or choose years with scenes.")
+    if plan.rule == "cross_year":
+        return pairs_by_rule(scenes, "cross_year", plan.year_a, plan.year_b, max_per_scene=job.max_pairs_per_scene,
+                             year_of=lambda s: plan.seasons[0].end.year if plan.season_index(s) == 0
+                             else plan.seasons[-1].end.year)
+    pairs: list[ScenePair] = []
+    for index in range(len(plan.seasons)):
+        inside = [s for s in scenes if plan.season_index(s) == index]
+        if len(inside) >= 2:
+            try:
+                pairs += pairs_by_rule(inside, plan.rule, min_days=job.min_days, max_days=job.max_days,
+                                       max_per_scene=job.max_pairs_per_scene)
+            except GlacierFlowError:
+                continue  # this season has no pair in the interval; the check below speaks for all
     if not pairs:
-        years = sorted({s.time.year for s in scenes})
-        raise GlacierFlowError(f"No pair between {job.year_a} and {year_b}: the scenes found are from "
-                               f"{', '.join(map(str, years))}. Choose years that both have scenes, or widen the "
-                               "months or the cloud limit.")
-    feedback.info(f"{len(pairs)} cross-year pair(s) ({job.year_a} x {year_b}).")
+        raise GlacierFlowError(f"No two of the {len(scenes)} scene(s) of a season are {job.min_days:g} to "
+                               f"{job.max_days:g} days apart: widen the interval, the months or the dates.")
     return pairs
 
 
 # --- a remote source: search over the area and download onto the job grid --------------------------------
 
-def download_for_job(job: AnnualJob, feedback: Feedback) -> tuple[str, set[str]]:
-    """Search the job's source over its area in years A and B and download the scenes onto the job grid
-    into ``<work_folder>/scenes``; returns that folder and the files of this job (absolute paths)."""
+def download_for_job(job: AnnualJob, feedback: Feedback) -> tuple[str, set[str], SeasonPlan]:
+    """Search the job's source over its area in its season(s) and download the scenes onto the job grid
+    into ``<work_folder>/scenes``; returns that folder, the files of this job (absolute paths) and the
+    season plan."""
     from ..geo.gridspec import default_pixel_size
     from ..imagery.download import download_scenes, keep_valid, open_source
 
@@ -267,17 +433,18 @@ def download_for_job(job: AnnualJob, feedback: Feedback) -> tuple[str, set[str]]
         credentials=str(job.source_settings.get("credentials", "") or ""),
         project=str(job.source_settings.get("project", "") or ""), min_valid_fraction=job.min_valid_fraction,
         cache_dir=str(job.source_settings.get("cache_dir", "") or ""))
-    year_a, year_b, start, end = _years(job)
+    plan = season_plan(job, scene_latitude(job))
+    feedback.info(f"Months {plan.months}; " + plan.describe())
     try:
-        found = source.search(area, start, end, months=parse_months(job.months), max_cloud=job.max_cloud)
+        found = source.search(area, plan.start, plan.end, months=parse_months(plan.months), max_cloud=job.max_cloud)
     finally:
         for name, reason in getattr(source, "skipped", []):
             feedback.info(f"Skipped {name}: {reason}")
-    scenes, dropped = keep_valid([s for s in found if s.time.year in (year_a, year_b)], job.min_valid_fraction)
+    scenes, dropped = keep_valid([s for s in found if plan.season_index(s) is not None], job.min_valid_fraction)
     for scene in dropped:
         feedback.info(f"Skipped {scene.id}: only {100.0 * (scene.valid_fraction or 0.0):.0f} % of the area is usable")
     if not scenes:
-        raise GlacierFlowError(f"No scene of {year_a} or {year_b} covers enough of the area ({len(found)} found, "
+        raise GlacierFlowError(f"No scene of {plan.describe()} covers enough of the area ({len(found)} found, "
                                f"{len(dropped)} under the valid fraction): lower the minimum valid fraction, widen "
                                "the months or the cloud limit, or check the area.")
     pixel_size, why = ((job.grid_spec.pixel_size, "given") if job.grid_spec.pixel_size
@@ -291,41 +458,64 @@ def download_for_job(job: AnnualJob, feedback: Feedback) -> tuple[str, set[str]]
         raise GlacierFlowError(f"None of the {len(scenes)} scene(s) has a valid pixel inside the area: the area "
                                "does not overlap the imagery (check its position and CRS) or every scene is "
                                "cloud or fill there.")
-    return folder, {os.path.abspath(p) for p in paths}
+    return folder, {os.path.abspath(p) for p in paths}, plan
 
 
 # --- the whole chain --------------------------------------------------------------------------------------
 
 def run_annual_job(job: AnnualJob, feedback: Feedback | None = None) -> AnnualResult:
-    """Search, pairs, stacking, stable ground and stakes; the annual output appears only on success."""
+    """Search, pairs, screening, stacking, stable ground and stakes; the annual output appears only on success."""
     whole = feedback or Feedback()
     started = time.perf_counter()
     _check_output(job)
+    plan: SeasonPlan | None = None
     if is_local(job):
         folder, only, feedback = job.folder, None, whole
     else:
-        folder, only = download_for_job(job, StageFeedback(whole, 0.0, DOWNLOAD_SHARE))
+        folder, only, plan = download_for_job(job, StageFeedback(whole, 0.0, DOWNLOAD_SHARE))
         feedback = StageFeedback(whole, DOWNLOAD_SHARE, 100.0)
-    pairs = find_pairs(job, feedback, folder, only)
+    pairs = find_pairs(job, feedback, folder, only, plan)
     work = _work_folder(job)
     done_before = sum(is_complete_product(os.path.join(work, pair_product_name(p, job.engine)), p, job.engine)
                       for p in pairs)
     grid = job_grid(job, pairs, feedback)
+    failures: dict[int, str] = {}
     products = run_pairs(pairs, work, job.engine, job.outlines, job.pair_options,
-                         StageFeedback(feedback, 0.0, PAIR_SHARE), grid)
-    single = len(products) == 1
+                         StageFeedback(feedback, 0.0, PAIR_SHARE), grid, failures)
+    records = _pair_records(job, pairs, products, failures, feedback)
+    kept = [r for r in records if r.in_stack]
+    single = len(kept) == 1
     if single:
         feedback.warning("Only one pair: the annual map is that pair's velocity (count 1, uncertainty NaN). "
                          "Add scenes to either year for a stack with an uncertainty.")
-    result = _assemble(job, products, work, StageFeedback(feedback, PAIR_SHARE, 100.0))
-    result.reused, result.computed, result.single_pair = done_before, len(products) - done_before, single
+    result = _assemble(job, kept, work, StageFeedback(feedback, PAIR_SHARE, 100.0))
+    result.pair_products = [p for p in products if p]
+    result.reused, result.computed, result.single_pair = done_before, len(result.pair_products) - done_before, single
+    result.records, result.stacked_count = records, len(kept)
+    result.pair_table = write_pair_table(records, job.pair_table or os.path.join(
+        _report_folder(job), _stem(job) + "_pairs.csv"))
     _compare_stakes(job, result)
     result.seconds = time.perf_counter() - started
-    feedback.info(f"Annual velocity from {len(products)} pair(s) ({result.reused} reused) in {result.seconds:.1f} s: "
-                  f"median speed {result.median_speed:.1f} m/yr, median uncertainty "
-                  f"{result.median_uncertainty:.1f} m/yr -> {job.output}")
+    feedback.info(f"Velocity from {len(kept)} of {len(pairs)} pair(s) ({result.reused} reused) in "
+                  f"{result.seconds:.1f} s: median speed {result.median_speed:.1f} m/yr, median uncertainty "
+                  f"{result.median_uncertainty:.1f} m/yr -> {job.output}; pair table {result.pair_table}")
     feedback.progress(100.0)
     return result
+
+
+def _pair_records(job: AnnualJob, pairs: Sequence[ScenePair], products: Sequence[str], failures: dict[int, str],
+                  feedback: Feedback) -> list[PairRecord]:
+    """Measure every finished pair and decide which enter the stack (the pair table's rows)."""
+    records = []
+    for index, (pair, product) in enumerate(zip(pairs, products)):
+        if feedback.is_cancelled():
+            raise JobCancelled("Cancelled by the user")
+        record = PairRecord(pair, product, reason=failures.get(index, ""))
+        if product:
+            measure_pair(record, job.outlines, job.stable_areas, job.buffer_m)
+        records.append(record)
+    screen_pairs(records, job.min_trusted_fraction, feedback=feedback)
+    return records
 
 
 def job_grid(job: AnnualJob, pairs: Sequence[ScenePair], feedback: Feedback) -> Grid:
@@ -372,17 +562,24 @@ def _check_output(job: AnnualJob) -> None:
         raise GlacierFlowError(f"Stake file '{job.stakes}' does not exist: check the path.")
 
 
-def _assemble(job: AnnualJob, products: list[str], work: str, feedback: Feedback) -> AnnualResult:
-    """Stack (and correct) in a hidden folder of ``work``, then rename the annual product into place."""
+def _assemble(job: AnnualJob, kept: list[PairRecord], work: str, feedback: Feedback) -> AnnualResult:
+    """Stack the kept pairs (and correct) in a hidden folder of ``work``, then rename the annual product into
+    place; each record gets its weight in the stack."""
     from ..velocity.stacking import StackJob, run_stack_job
 
+    measured = all(r.has_stable_ground for r in kept)
+    offsets = [(r.offset_vx, r.offset_vy) for r in kept] if measured and job.remove_pair_offsets else None
+    sigmas = [r.sigma() for r in kept] if measured else None
+    if offsets:
+        feedback.info("Each pair's stable-ground offset is removed before stacking: "
+                      + ", ".join(f"({vx:+.1f}, {vy:+.1f})" for vx, vy in offsets) + " m/yr")
     scratch = temporary_path(os.path.join(work, "annual"), create_folder=True)  # hidden; reports name the output's file
     os.makedirs(scratch)
     stacked = os.path.join(scratch, os.path.basename(job.output))
     corrected = os.path.join(scratch, _stem(job) + "_corrected.tif")
     try:
-        stack = run_stack_job(StackJob(products, stacked, weight_by_interval=job.weight_by_interval),
-                              StageFeedback(feedback, 0.0, 60.0))
+        stack = run_stack_job(StackJob([r.product for r in kept], stacked, weight_by_interval=job.weight_by_interval,
+                                       offsets=offsets, uncertainties=sigmas), StageFeedback(feedback, 0.0, 60.0))
         if feedback.is_cancelled():
             raise JobCancelled("Cancelled by the user")
         stable, report = _stable_ground(job, stacked, corrected, StageFeedback(feedback, 60.0, 100.0))
@@ -391,7 +588,10 @@ def _assemble(job: AnnualJob, products: list[str], work: str, feedback: Feedback
         style = _move_style(final, job.output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return AnnualResult(job.output, style, products, 0, 0, stack.pair_count, stack.median_speed,
+    weights = json.loads(stack.metadata.get("PAIR_WEIGHTS", "[]"))
+    for record, weight in zip(kept, weights):
+        record.weight = float(weight)
+    return AnnualResult(job.output, style, [r.product for r in kept], 0, 0, stack.pair_count, stack.median_speed,
                         stack.median_uncertainty, stable, report)
 
 
