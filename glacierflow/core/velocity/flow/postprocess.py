@@ -32,11 +32,15 @@ def median_filter_flow(flow: Flow, size: int = 9) -> Flow:
         raise GlacierFlowError(
             f"The median filter size must be an odd number of pixels, got {size}."
         )
-    return Flow(dx=_nan_median(flow.dx, size), dy=_nan_median(flow.dy, size))
+    return Flow(dx=nan_median(flow.dx, size), dy=nan_median(flow.dy, size))
 
 
-def _nan_median(field: np.ndarray, size: int) -> np.ndarray:
-    """NaN-aware (size x size) median of a 2-D float field."""
+def nan_median(field: np.ndarray, size: int) -> np.ndarray:
+    """NaN-aware (size x size) median of a 2-D float field (its units); +-inf count as NaN.
+
+    Equal to ``np.nanmedian`` of each window (outside the field counts as NaN); NaN where a window
+    has no finite value.
+    """
     field = np.asarray(field, dtype=np.float32)
     if size == 1:
         return field.copy()
@@ -121,3 +125,43 @@ def forward_backward_valid(
     with np.errstate(invalid="ignore"):
         # Comparisons with NaN are False, so NaN flows come out invalid.
         return inside & (round_trip <= tolerance)
+
+
+# Trust thresholds calibrated against the real-texture truth (bench/bench_realtexture.py): trusted
+# pixels had a median error of 0.06 px (90 % under 0.26 px), untrusted ones 5-10 times more, and at
+# least 95 % of the textured glacier stayed trusted up to 20 px of motion.
+FB_TOLERANCE_PX = 0.5  # round-trip error always accepted, px
+FB_TOLERANCE_RELATIVE = 0.02  # plus this fraction of sqrt(|f|^2 + |b(x+f)|^2)
+FB_GROSS_PX = 1.0  # a round trip off by more than this does not vote in the median filter
+
+
+def forward_backward_error(forward: Flow, backward: Flow) -> tuple[np.ndarray, np.ndarray]:
+    """Round-trip error ``|f(x) + b(x + f(x))|`` (px) and ``sqrt(|f|^2 + |b(x+f)|^2)`` (px).
+
+    The backward flow is sampled bilinearly at x + f(x); the error is NaN where that point leaves the
+    field or either flow is not finite there.
+    """
+    import cv2
+
+    fx = np.asarray(forward.dx, np.float32)
+    fy = np.asarray(forward.dy, np.float32)
+    h, w = fx.shape
+    map_x = np.arange(w, dtype=np.float32)[None, :] + fx
+    map_y = np.arange(h, dtype=np.float32)[:, None] + fy
+    with np.errstate(invalid="ignore"):
+        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    safe_x = np.where(inside, map_x, np.float32(0.0)).astype(np.float32)
+    safe_y = np.where(inside, map_y, np.float32(0.0)).astype(np.float32)
+    bx, by = (cv2.remap(np.asarray(component, np.float32), safe_x, safe_y, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE) for component in (backward.dx, backward.dy))
+    error = np.hypot(fx + bx, fy + by)
+    scale = np.sqrt(fx * fx + fy * fy + bx * bx + by * by)
+    error[~inside] = np.nan
+    return error.astype(np.float32), scale.astype(np.float32)
+
+
+def consistent(error: np.ndarray, scale: np.ndarray, absolute: float = FB_TOLERANCE_PX,
+               relative: float = FB_TOLERANCE_RELATIVE) -> np.ndarray:
+    """Bool: round-trip ``error`` (px) within ``absolute`` px + ``relative`` x ``scale`` (px); NaN fails."""
+    with np.errstate(invalid="ignore"):
+        return error <= absolute + relative * scale
