@@ -29,6 +29,8 @@ class TrackSettings:
     Attributes:
         preprocessing: one of ``preprocess.PREPROCESSING_MODES``.
         median_size: NaN-aware median window after the forward-backward masking, px (<= 1: none).
+        median_step: px between the window's samples (2: 64 of a 15 px window's 225 values, 4x faster,
+            the same accuracy on the real-texture benchmark; 1: every value).
         consistency_check: run the backward flow and the forward-backward check.
         min_texture_snr: least local texture over image noise of a trusted pixel (0: no texture test).
         tile_size, overlap: tiles of a tiled engine (RAFT), px.
@@ -36,6 +38,7 @@ class TrackSettings:
 
     preprocessing: str = "sobel"
     median_size: int = 15
+    median_step: int = 2
     consistency_check: bool = True
     min_texture_snr: float = MIN_TEXTURE_SNR
     tile_size: int = 256
@@ -111,7 +114,7 @@ def track_block(engine: FlowEngine, band_a: np.ndarray, band_b: np.ndarray, stat
     else:
         passed = np.ones(data.shape, bool)
         gross = np.zeros(data.shape, bool)
-    dx, dy = _filtered(forward, gross, settings.median_size, keep)
+    dx, dy = _filtered(forward, gross, settings.median_size, settings.median_step, keep)
     trust = passed[keep] & data[keep] & np.isfinite(dx) & np.isfinite(dy)
     if settings.min_texture_snr > 0:
         snr = np.minimum(texture_snr(normalise(band_a, stats[0]), stats[0].noise),
@@ -122,7 +125,7 @@ def track_block(engine: FlowEngine, band_a: np.ndarray, band_b: np.ndarray, stat
                         forward.dx[keep], forward.dy[keep])
 
 
-def _filtered(forward: Flow, gross: np.ndarray, size: int, keep: slice) -> tuple[np.ndarray, np.ndarray]:
+def _filtered(forward: Flow, gross: np.ndarray, size: int, step: int, keep: slice) -> tuple[np.ndarray, np.ndarray]:
     """Median-filtered forward flow (px) of the ``keep`` rows; gross forward-backward failures do not vote.
 
     Where a window has no voter the raw forward value is kept (the trust mask decides later). Only the
@@ -138,6 +141,6 @@ def _filtered(forward: Flow, gross: np.ndarray, size: int, keep: slice) -> tuple
     out = []
     for component in (fx, fy):
         block = np.where(gross[top:bottom], nan, component[top:bottom])
-        median = nan_median(block, size)[inner]
+        median = nan_median(block, size, step)[inner]
         out.append(np.where(np.isfinite(median), median, component[keep]).astype(np.float32))
     return out[0], out[1]

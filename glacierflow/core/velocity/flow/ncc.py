@@ -32,6 +32,7 @@ from .base import Flow
 
 DAYS_PER_YEAR = 365.25
 _MAX_REMAP_ROWS = 16384
+_LSM_BATCH_VALUES = 10_000_000  # chip values per least-squares batch (40 MB per float32 array)
 
 
 def search_from_speed(max_speed_m_per_yr: float, interval_days: float, pixel_size_m: float,
@@ -209,11 +210,27 @@ def lsm_refine(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     ok = np.isfinite(start_x) & np.isfinite(start_y)
     cur_x, cur_y = np.where(ok, start_x, 0.0), np.where(ok, start_y, 0.0)
     kernel = np.array([[-0.5, 0.0, 0.5]], np.float32)
-    grad_x = cv2.filter2D(b, -1, kernel, borderType=cv2.BORDER_REFLECT)
-    grad_y = cv2.filter2D(b, -1, kernel.T, borderType=cv2.BORDER_REFLECT)
+    gradients = (cv2.filter2D(b, -1, kernel, borderType=cv2.BORDER_REFLECT),
+                 cv2.filter2D(b, -1, kernel.T, borderType=cv2.BORDER_REFLECT))
+    # Nodes in batches: the chip arrays of one batch stay near 40 MB each, whatever the scene size.
+    batch = max(1, _LSM_BATCH_VALUES // (chip * chip))
+    for first in range(0, len(rows), batch):
+        nodes = np.arange(first, min(first + batch, len(rows)))
+        _lsm_batch(a, b, gradients, rows, cols, nodes[ok[nodes]], cur_x, cur_y, chip, iterations)
+    far = np.hypot(cur_x - np.nan_to_num(start_x), cur_y - np.nan_to_num(start_y)) > max_move
+    keep = ok & ~far
+    nan = np.float32(np.nan)
+    return (np.where(keep, cur_x, nan).astype(np.float32).reshape(shape),
+            np.where(keep, cur_y, nan).astype(np.float32).reshape(shape))
+
+
+def _lsm_batch(a: np.ndarray, b: np.ndarray, gradients: tuple[np.ndarray, np.ndarray], rows: np.ndarray,
+               cols: np.ndarray, active: np.ndarray, cur_x: np.ndarray, cur_y: np.ndarray, chip: int,
+               iterations: int) -> None:
+    """Gauss-Newton iterations of the ``active`` nodes, updating ``cur_x`` / ``cur_y`` (px) in place."""
+    grad_x, grad_y = gradients
     channels = 1 if a.ndim == 2 else a.shape[2]
     taper = np.tile(_taper(chip)[:, None], (1, channels)).reshape(-1)
-    active = np.flatnonzero(ok)
     zero = np.zeros(len(active))
     template, _ = _centred(_sample_chips(a, rows[active], cols[active], chip, zero, zero, cubic=False))
     template /= np.maximum(np.sqrt((template * template).sum(axis=1, keepdims=True)), 1e-12)
@@ -239,11 +256,6 @@ def lsm_refine(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray,
         cur_y[active] += step_y
         moving = np.maximum(np.abs(step_x), np.abs(step_y)) >= 1e-3
         active, template = active[moving], template[moving]
-    far = np.hypot(cur_x - np.nan_to_num(start_x), cur_y - np.nan_to_num(start_y)) > max_move
-    keep = ok & ~far
-    nan = np.float32(np.nan)
-    return (np.where(keep, cur_x, nan).astype(np.float32).reshape(shape),
-            np.where(keep, cur_y, nan).astype(np.float32).reshape(shape))
 
 
 def clean_nodes(dx: np.ndarray, dy: np.ndarray, corr: np.ndarray, min_correlation: float, max_deviation: float
