@@ -119,10 +119,10 @@ def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
     feedback.info(f"Common grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m")
     stats_a = band_statistics(sample_windows(source_a, grid), "Image A")
     stats_b = band_statistics(sample_windows(source_b, grid), "Image B")
+    settings = track_settings(job)
     outlines = GlacierOutlines(job.outlines, grid.crs_wkt) if job.outlines else None
     engine = create_engine(job.engine, **job.engine_params)
     engine_metadata = _describe_engine(engine, feedback)
-    settings = track_settings(job)
     feedback.info(f"Engine {job.engine} on {settings.preprocessing} input, {job.median_size} px median, "
                   f"forward-backward check {'on' if job.consistency_check else 'off'}")
     bands = PAIR_BANDS + ([GLACIER_BAND] if outlines else [])
