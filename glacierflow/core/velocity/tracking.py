@@ -106,7 +106,9 @@ def track_block(engine: FlowEngine, band_a: np.ndarray, band_b: np.ndarray, stat
         return None
     forward = run_engine(engine, channels_a, channels_b, settings)
     if settings.consistency_check:
-        backward = run_engine(engine, channels_b, channels_a, settings)
+        check_flow = getattr(engine, "consistency_estimate", None)
+        backward = (check_flow(channels_b, channels_a) if callable(check_flow)
+                    else run_engine(engine, channels_b, channels_a, settings))
         error, scale = forward_backward_error(forward, backward)
         passed = consistent(error, scale)
         with np.errstate(invalid="ignore"):

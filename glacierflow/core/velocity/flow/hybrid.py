@@ -37,20 +37,23 @@ class Hybrid:
         spacing: node spacing of the correlation step, px, 8 (0: no correlation step, DIS start only).
         agree_px: largest chip-vs-DIS difference for the chip field to be used, px, 0.5.
         max_deviation: largest distance of a chip node from its 3 x 3 node median, px, 1.0.
+        lsm_iterations: Gauss-Newton iterations of the chip matching, 5.
         alpha: smoothness weight of the refinement, 20 (OpenCV's units on a 0-255 image).
         delta: brightness-constancy weight, 5; gamma: gradient-constancy weight, 10.
-        fixed_point_iterations: outer iterations, 20; sor_iterations: inner SOR iterations, 20.
+        fixed_point_iterations: outer iterations, 10; sor_iterations: inner SOR iterations, 10 (measured
+            on the real-texture benchmark: as accurate as 20 x 20, at 60 % of the time).
     """
 
     chip: int = 24
     spacing: int = 8
     agree_px: float = 0.5
     max_deviation: float = 1.0
+    lsm_iterations: int = 5
     alpha: float = 20.0
     delta: float = 5.0
     gamma: float = 10.0
-    fixed_point_iterations: int = 20
-    sor_iterations: int = 20
+    fixed_point_iterations: int = 10
+    sor_iterations: int = 10
     name: ClassVar[str] = "hybrid"
 
     def __post_init__(self) -> None:
@@ -68,13 +71,23 @@ class Hybrid:
             start = self._fused(a, b, start)
         return self._refine(a, b, start)
 
+    def consistency_estimate(self, image_a: np.ndarray, image_b: np.ndarray) -> Flow:
+        """The flow for the forward-backward check (px): DIS start and refinement, no chip step.
+
+        The backward flow only has to agree with the forward one within the check's 0.5 px tolerance;
+        without the chip step it differs from the full engine by about 0.01 px (real-texture
+        benchmark) and costs half as much.
+        """
+        a, b = check_pair(image_a, image_b)
+        return self._refine(a, b, Dis().estimate(a, b))
+
     def _fused(self, a: np.ndarray, b: np.ndarray, dis: Flow) -> Flow:
         """The chip field where it agrees with ``dis`` within ``agree_px`` px, ``dis`` elsewhere."""
         one_a, one_b = (np.ascontiguousarray(x[0] if x.shape[0] == 1 else np.moveaxis(x, 0, -1)) for x in (a, b))
         h, w = one_a.shape[:2]
         rows, cols = node_positions(h, self.spacing), node_positions(w, self.spacing)
         start_x, start_y = dis.dx[np.ix_(rows, cols)], dis.dy[np.ix_(rows, cols)]
-        node_x, node_y = lsm_refine(one_a, one_b, rows, cols, start_x, start_y, self.chip)
+        node_x, node_y = lsm_refine(one_a, one_b, rows, cols, start_x, start_y, self.chip, self.lsm_iterations)
         node_x, node_y = clean_nodes(node_x, node_y, np.ones_like(node_x), 0.0, self.max_deviation)
         chips = interpolate_nodes(rows, cols, node_x, node_y, (h, w))
         agree = np.hypot(chips.dx - dis.dx, chips.dy - dis.dy) <= self.agree_px

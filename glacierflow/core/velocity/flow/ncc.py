@@ -228,8 +228,11 @@ def _lsm_batch(a: np.ndarray, b: np.ndarray, gradients: tuple[np.ndarray, np.nda
                cols: np.ndarray, active: np.ndarray, cur_x: np.ndarray, cur_y: np.ndarray, chip: int,
                iterations: int) -> None:
     """Gauss-Newton iterations of the ``active`` nodes, updating ``cur_x`` / ``cur_y`` (px) in place."""
+    import cv2
+
     grad_x, grad_y = gradients
     channels = 1 if a.ndim == 2 else a.shape[2]
+    merged = cv2.merge([b, grad_x, grad_y]) if b.ndim == 2 else None
     taper = np.tile(_taper(chip)[:, None], (1, channels)).reshape(-1)
     zero = np.zeros(len(active))
     template, _ = _centred(_sample_chips(a, rows[active], cols[active], chip, zero, zero, cubic=False))
@@ -238,9 +241,16 @@ def _lsm_batch(a: np.ndarray, b: np.ndarray, gradients: tuple[np.ndarray, np.nda
         if active.size == 0:
             break
         r, c, x, y = rows[active], cols[active], cur_x[active], cur_y[active]
-        moved, norm = _centred(_sample_chips(b, r, c, chip, x, y, cubic=True))
-        jac_x = _centred(_sample_chips(grad_x, r, c, chip, x, y, cubic=True))[0] / norm
-        jac_y = _centred(_sample_chips(grad_y, r, c, chip, x, y, cubic=True))[0] / norm
+        if merged is not None:  # one 3-channel remap shares the interpolation weights: about 2x faster
+            samples = _sample_chips(merged, r, c, chip, x, y, cubic=True).reshape(len(r), -1, 3)
+            sampled_b, sampled_x, sampled_y = samples[..., 0], samples[..., 1], samples[..., 2]
+        else:
+            sampled_b = _sample_chips(b, r, c, chip, x, y, cubic=True)
+            sampled_x = _sample_chips(grad_x, r, c, chip, x, y, cubic=True)
+            sampled_y = _sample_chips(grad_y, r, c, chip, x, y, cubic=True)
+        moved, norm = _centred(sampled_b)
+        jac_x = _centred(sampled_x)[0] / norm
+        jac_y = _centred(sampled_y)[0] / norm
         residual = template - moved / norm
         wx, wy = jac_x * taper, jac_y * taper
         h11 = (wx * jac_x).sum(1, dtype=np.float64)
