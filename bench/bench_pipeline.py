@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess  # noqa: S404 - runs this same file on another checkout
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -126,7 +125,7 @@ def profile_before(checkout: str, engines: list[str]) -> dict[str, dict[str, flo
     out = {}
     for engine in engines:
         env = {**os.environ, "PYTHONPATH": checkout + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        result = subprocess.run([sys.executable, __file__, "--profile-one", engine], env=env, cwd=checkout,  # noqa: S603
+        result = subprocess.run([sys.executable, __file__, "--profile-one", engine], env=env, cwd=checkout,
                                 capture_output=True, text=True, check=True)
         out[engine] = json.loads(result.stdout.strip().splitlines()[-1])
     return out

@@ -1,6 +1,6 @@
 """Known-flow image pairs made from real satellite texture (Landsat-8 pan, Yahtse Glacier).
 
-Conventions (the same as ``glacierflow.core.flow.base``): image space, ``dx`` positive to the right
+Conventions (the same as ``glacierflow.core.velocity.flow.base``): image space, ``dx`` positive to the right
 (increasing column), ``dy`` positive downwards (increasing row), both in px. A feature at (row, col) of
 image A is at (row + dy, col + dx) of image B. The truth ``dx``, ``dy`` is defined on A's grid.
 
@@ -29,20 +29,21 @@ speed above 5 % of the case's maximum), ``stable`` (still ground), ``scored`` (t
 from the border) and ``textured`` (local contrast of the noise-free texture at least
 ``TEXTURE_FLOOR`` of the range and at least the noise level).
 
-Data: ``GLACIERFLOW_YAHTSE`` (environment) or ``/work/shared/data/yahtse``. Nothing here is written
+Data: ``GLACIERFLOW_YAHTSE`` (environment) or ``../shared/data/yahtse`` beside the repository. Nothing here is written
 to disk.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-DATA_DIR = Path(os.environ.get("GLACIERFLOW_YAHTSE", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "yahtse")))
+DATA_DIR = Path(os.environ.get("GLACIERFLOW_YAHTSE",
+                               str(Path(__file__).resolve().parents[2] / "shared" / "data" / "yahtse")))
 ACQUISITIONS = ("LC80630182016200LGN00_B8_yahtse.TIF",  # 2016-07-18 20:37:06Z
                 "LC80630182016216LGN00_B8_yahtse.TIF")  # 2016-08-03 20:37:09Z
 PAD = 48                 # px of real texture read around a crop (> the largest motion + spline support)
@@ -99,12 +100,12 @@ class Crop:
     row: int
     col: int
     size: int
-    centreline: Tuple[Tuple[float, float], ...]
+    centreline: tuple[tuple[float, float], ...]
     core: float
     kind: str
 
 
-CROPS: Tuple[Crop, ...] = (
+CROPS: tuple[Crop, ...] = (
     Crop("trunk", 430, 640, 512, ((0, 360), (170, 330), (330, 290), (470, 260)), 50,
          "crevassed trunk with moraine stripes, rock nunatak west, rock east"),
     Crop("icefield", 0, 60, 512, ((180, 0), (190, 200), (230, 380), (300, 511)), 60,
@@ -118,7 +119,7 @@ CROPS: Tuple[Crop, ...] = (
     Crop("snowfield", 500, 1050, 512, ((60, 0), (80, 200), (120, 400), (160, 511)), 45,
          "snowfields and rock ridges, haze in the second date"),
 )
-FAST_CROPS: Tuple[Crop, ...] = (
+FAST_CROPS: tuple[Crop, ...] = (
     Crop("trunk256", 560, 780, 256, ((0, 170), (128, 160), (255, 140)), 28, "crevassed trunk"),
     Crop("icefield256", 80, 200, 256, ((100, 0), (120, 128), (150, 255)), 32, "crevassed icefield"),
 )
@@ -146,12 +147,12 @@ class FlowSpec:
     max_motion: float
     margin: float = 20.0
     acceleration: float = 0.6
-    offset: Tuple[float, float] = (0.0, 0.0)
+    offset: tuple[float, float] = (0.0, 0.0)
     smooth: float = 2.0
     sharp: bool = False
 
 
-def _centreline_samples(points: Sequence[Tuple[float, float]], step: float = 0.5) -> np.ndarray:
+def _centreline_samples(points: Sequence[tuple[float, float]], step: float = 0.5) -> np.ndarray:
     """Dense (N, 2) (row, col) samples of a smooth curve through ``points`` (Catmull-Rom)."""
     p = np.asarray(points, np.float64)
     p = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
@@ -165,13 +166,15 @@ def _centreline_samples(points: Sequence[Tuple[float, float]], step: float = 0.5
     out.append(p[-2][None])
     curve = np.vstack(out)
     # Extend both ends straight so that the stream leaves the crop instead of ending in it.
-    head = curve[0] - (curve[1] - curve[0]) / np.linalg.norm(curve[1] - curve[0]) * np.arange(200, 0, -step)[:, None]
-    tail = curve[-1] + (curve[-1] - curve[-2]) / np.linalg.norm(curve[-1] - curve[-2]) * np.arange(step, 200, step)[:, None]
+    first = (curve[1] - curve[0]) / np.linalg.norm(curve[1] - curve[0])
+    last = (curve[-1] - curve[-2]) / np.linalg.norm(curve[-1] - curve[-2])
+    head = curve[0] - first * np.arange(200, 0, -step)[:, None]
+    tail = curve[-1] + last * np.arange(step, 200, step)[:, None]
     return np.vstack([head, curve, tail])
 
 
-def glacier_flow(shape: Tuple[int, int], crop: Crop, spec: FlowSpec, origin: float = 0.0
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def glacier_flow(shape: tuple[int, int], crop: Crop, spec: FlowSpec, origin: float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flow (dx, dy px) and relative speed (0-1) of a glacier-like field on a grid of ``shape`` px.
 
     ``origin``: crop px of the grid's first row/column (negative for a padded grid).
@@ -205,7 +208,7 @@ def glacier_flow(shape: Tuple[int, int], crop: Crop, spec: FlowSpec, origin: flo
 
 
 def invert_flow(dx: np.ndarray, dy: np.ndarray, iterations: int = 60, tol: float = 1e-6
-                ) -> Tuple[np.ndarray, np.ndarray, float]:
+                ) -> tuple[np.ndarray, np.ndarray, float]:
     """Positions x (col, row px) with ``x + f(x) = y`` for every grid pixel y, by fixed-point iteration.
 
     Returns (src_col, src_row, max residual px). f is sampled bilinearly between grid pixels
@@ -260,7 +263,7 @@ class Degradation:
     ramp: float = 0.0
 
 
-def _illumination(shape: Tuple[int, int], amplitude: float, rng: np.random.Generator) -> np.ndarray:
+def _illumination(shape: tuple[int, int], amplitude: float, rng: np.random.Generator) -> np.ndarray:
     """A smooth additive field: a random plane plus a low-frequency random field, peak ``amplitude``."""
     from scipy.ndimage import gaussian_filter
 
@@ -275,7 +278,7 @@ def _illumination(shape: Tuple[int, int], amplitude: float, rng: np.random.Gener
 
 
 def degrade(a: np.ndarray, b: np.ndarray, deg: Degradation, value_range: float,
-            rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``deg`` to a clean pair (float32 DN); ``value_range``: the image range of A (min-max, DN).
 
     Noise and the illumination ramp are fractions of it (the issue's "% of the image range").
@@ -325,7 +328,7 @@ class Case:
     flow: FlowSpec
     degradation: Degradation
     value_range: float
-    meta: Dict[str, float] = field(default_factory=dict)
+    meta: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_motion(self) -> float:
@@ -345,7 +348,7 @@ def _texture_mask(clean: np.ndarray, value_range: float, noise: float) -> np.nda
 
 
 def make_case(crop: Crop, date: int, spec: FlowSpec, deg: Degradation, seed: int,
-              name: Optional[str] = None) -> Case:
+              name: str | None = None) -> Case:
     """Build one known-flow pair from real texture (deterministic for a given ``seed``)."""
     scene = acquisition(date)
     r0, c0, n = crop.row, crop.col, crop.size
@@ -388,19 +391,19 @@ def _random_degradation(rng: np.random.Generator) -> Degradation:
                        gain=float(rng.uniform(0.8, 1.2)), ramp=float(rng.uniform(0.0, 0.15)))
 
 
-MOTION_CLASSES: Tuple[Tuple[str, float, float], ...] = (
+MOTION_CLASSES: tuple[tuple[str, float, float], ...] = (
     ("<3 px", 0.2, 3.0), ("3-10 px", 3.0, 10.0), ("10-20 px", 10.0, 20.0), ("20-30 px", 20.0, 30.0))
 
 
 def motion_class(max_motion: float) -> str:
     """The label of :data:`MOTION_CLASSES` that ``max_motion`` (px, without offset) falls in."""
-    for label, low, high in MOTION_CLASSES:
+    for label, _low, high in MOTION_CLASSES:
         if max_motion < high or label == MOTION_CLASSES[-1][0]:
             return label
     return MOTION_CLASSES[-1][0]
 
 
-def case_plan(per_class: int = 6, seed: int = 13) -> List[Tuple[Crop, int, FlowSpec, Degradation, int, str]]:
+def case_plan(per_class: int = 6, seed: int = 13) -> list[tuple[Crop, int, FlowSpec, Degradation, int, str]]:
     """The full benchmark's recipe: ``per_class`` cases in each motion class, crops and dates cycled.
 
     Motions are spread evenly inside each class (log-spaced in the smallest one); degradations,
@@ -427,7 +430,7 @@ def case_plan(per_class: int = 6, seed: int = 13) -> List[Tuple[Crop, int, FlowS
     return plan
 
 
-def sharp_plan(seed: int = 31) -> List[Tuple[Crop, int, FlowSpec, Degradation, int, str]]:
+def sharp_plan(seed: int = 31) -> list[tuple[Crop, int, FlowSpec, Degradation, int, str]]:
     """Eight cases with narrow shear margins (half the motion wide), 3-20 px: resolution at margins."""
     rng = np.random.default_rng(seed)
     plan = []
@@ -439,22 +442,23 @@ def sharp_plan(seed: int = 31) -> List[Tuple[Crop, int, FlowSpec, Degradation, i
     return plan
 
 
-def benchmark_cases(per_class: int = 6, seed: int = 13) -> List[Case]:
+def benchmark_cases(per_class: int = 6, seed: int = 13) -> list[Case]:
     """The full real-texture benchmark (``per_class`` x 4 cases of 512 px)."""
     return [make_case(*recipe) for recipe in case_plan(per_class, seed)]
 
 
-def fast_cases() -> List[Case]:
+def fast_cases() -> list[Case]:
     """Three 256 px cases for unit tests (about 2, 8 and 18 px), degraded like the issue's pairs."""
     issue_like = Degradation(noise=0.02, blur_b=0.6, gain=0.9, ramp=0.05)
     return [
         make_case(FAST_CROPS[0], 0, FlowSpec(2.0, margin=16.0, offset=(0.2, -0.1)), issue_like, 1, "fast-trunk-2px"),
-        make_case(FAST_CROPS[1], 1, FlowSpec(8.0, margin=20.0, offset=(-0.3, 0.25)), issue_like, 2, "fast-icefield-8px"),
+        make_case(FAST_CROPS[1], 1, FlowSpec(8.0, margin=20.0, offset=(-0.3, 0.25)), issue_like, 2,
+                  "fast-icefield-8px"),
         make_case(FAST_CROPS[0], 1, FlowSpec(18.0, margin=30.0), issue_like, 3, "fast-trunk-18px"),
     ]
 
 
-def issue_cases() -> List[Case]:
+def issue_cases() -> list[Case]:
     """Four pairs like those of issue 13: motions 2-19 px, noise 1-3 %, B blurred 0.6 px, gain 0.85-1.08."""
     settings = [(CROPS[0], 0, 2.0, 0.01, 0.85), (CROPS[1], 1, 7.0, 0.02, 1.08),
                 (CROPS[2], 0, 12.0, 0.03, 0.95), (CROPS[4], 1, 19.0, 0.02, 0.9)]
@@ -467,7 +471,7 @@ def issue_cases() -> List[Case]:
 # Verification of the generator
 # ----------------------------------------------------------------------------------------------
 
-def global_shift(a: np.ndarray, b: np.ndarray, iterations: int = 20) -> Tuple[float, float]:
+def global_shift(a: np.ndarray, b: np.ndarray, iterations: int = 20) -> tuple[float, float]:
     """Translation (dx, dy) px with B(x + d) = A(x), by Gauss-Newton on spline-interpolated B.
 
     An independent, interpolation-based estimator used only to verify the generator.
@@ -486,8 +490,9 @@ def global_shift(a: np.ndarray, b: np.ndarray, iterations: int = 20) -> Tuple[fl
     (px, py), _ = cv2.phaseCorrelate(a64.copy(), b.astype(np.float64), window)  # it may write its inputs
     d = np.array([round(px), round(py)], np.float64)  # integer start inside Gauss-Newton's reach
     for _ in range(iterations):
-        samp = lambda dr, dc: map_coordinates(coeffs, [rows + d[1] + dr, cols + d[0] + dc], order=SPLINE_ORDER,
-                                              mode="mirror", prefilter=False)[inner]
+        def samp(dr, dc, d=d):
+            return map_coordinates(coeffs, [rows + d[1] + dr, cols + d[0] + dc], order=SPLINE_ORDER,
+                                   mode="mirror", prefilter=False)[inner]
         bw = samp(0, 0)
         gx = 0.5 * (samp(0, 0.5) - samp(0, -0.5)) * 2.0
         gy = 0.5 * (samp(0.5, 0) - samp(-0.5, 0)) * 2.0
@@ -500,8 +505,8 @@ def global_shift(a: np.ndarray, b: np.ndarray, iterations: int = 20) -> Tuple[fl
     return float(d[0]), float(d[1])
 
 
-def verify_generator(shifts: Sequence[Tuple[float, float]] = ((0.3, -0.7), (5.25, 2.5), (-12.6, 17.1)),
-                     size: int = 256) -> Dict[str, float]:
+def verify_generator(shifts: Sequence[tuple[float, float]] = ((0.3, -0.7), (5.25, 2.5), (-12.6, 17.1)),
+                     size: int = 256) -> dict[str, float]:
     """Round-trip checks on noise-free real texture; returns the worst errors (px).
 
     * ``inverse``: max |x + f(x) - y| of the fixed-point inverse on a 20 px glacier flow.

@@ -46,6 +46,22 @@ def test_parameters_are_the_public_api(plugin):
         assert name in names
     engine = algorithm.parameterDefinition("ENGINE")
     assert engine.usesStaticStrings() and {"horn_schunck", "farneback"} <= set(engine.options())
+    assert {"hybrid", "ncc", "dis"} <= set(engine.options()) and engine.defaultValue() == "hybrid"
+    preprocessing = algorithm.parameterDefinition("PREPROCESSING")
+    assert preprocessing.options() == ["default", "sobel", "wallis", "raw", "gradient"]
+    assert preprocessing.defaultValue() == "default"
+    assert "DIS" in algorithm.shortHelpString() and "no model ships" in algorithm.shortHelpString()
+
+
+def test_preprocessing_is_chosen_per_engine_or_by_the_user(plugin, sample, tmp_path):
+    import processing
+
+    for choice, expected in (("default", "sobel"), ("wallis", "wallis")):
+        output = str(tmp_path / f"velocity_{choice}.tif")
+        processing.run("glacierflow:velocity_pair", {
+            "IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "ENGINE": "horn_schunck",
+            "PREPROCESSING": choice, "OUTPUT": output})
+        assert gdal.Open(output).GetMetadataItem("PREPROCESSING") == expected
 
 
 def test_processing_run_on_the_sample_loads_a_styled_layer(plugin, sample, tmp_path):

@@ -256,12 +256,12 @@ def _track_blocks(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine
                 # At most `workers` blocks in flight (and their bands read ahead): memory stays bounded.
                 while len(pending) >= workers:
                     done += _collect(pending.pop(0), row_results, rows, grid, days, outlines, tally, writer)
+                    _check_cancel(feedback)  # before the progress report: a cancelled job never shows 100 %
                     feedback.progress(100.0 * done / total)
-                    _check_cancel(feedback)
             while pending:
                 done += _collect(pending.pop(0), row_results, rows, grid, days, outlines, tally, writer)
-                feedback.progress(100.0 * done / total)
                 _check_cancel(feedback)
+                feedback.progress(100.0 * done / total)
         except BaseException:
             for _, future in pending:
                 future.cancel()  # blocks not started never start; running ones end within one block

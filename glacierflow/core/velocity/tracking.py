@@ -83,8 +83,9 @@ def run_engine(engine: FlowEngine, image_a: np.ndarray, image_b: np.ndarray, set
     return Flow(sums[0] / weights, sums[1] / weights)
 
 
-def track_block(engine: FlowEngine, band_a: np.ndarray, band_b: np.ndarray, stats: tuple[BandStatistics, BandStatistics],
-                settings: TrackSettings, keep: slice | None = None) -> TrackedBlock | None:
+def track_block(engine: FlowEngine, band_a: np.ndarray, band_b: np.ndarray,
+                stats: tuple[BandStatistics, BandStatistics], settings: TrackSettings,
+                keep: slice | None = None) -> TrackedBlock | None:
     """Track a block of both bands (same grid, NaN = no data) and return its ``keep`` rows.
 
     Args:
