@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
@@ -43,6 +44,10 @@ Any CRS; images in degrees are put on their UTM zone.</li>
 2021-08-01T10:30:21Z). When empty they are read from the file's ACQUISITION_DATETIME tag, a
 Landsat MTL file beside it, or a Landsat / Sentinel-2 product name.</li>
 <li><b>Glacier outlines</b> (optional): RGI polygons; adds a glacier band to the output.</li>
+<li><b>Stable areas</b> (optional) and <b>Correct the stable-ground offset</b>: the median velocity of
+stable ground (the stable-area polygons, else everything off the glacier outlines, buffered) is the
+co-registration offset of the two images; when asked it is subtracted from vx and vy, and it is
+reported in the log and in the product's metadata (STABLE_*).</li>
 <li><b>Engine</b>: <code>hybrid</code> (the default and the most accurate engine on real satellite
 texture with known motion: OpenCV DIS as the start, least-squares chip matching where it agrees,
 then OpenCV's variational refinement at full resolution; about 0.03 px median error under 3 px of
@@ -88,6 +93,8 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     DATE_A = "DATE_A"
     DATE_B = "DATE_B"
     OUTLINES = "OUTLINES"
+    STABLE_AREAS = "STABLE_AREAS"
+    CORRECT_OFFSET = "CORRECT_OFFSET"
     ENGINE = "ENGINE"
     PREPROCESSING = "PREPROCESSING"
     TILE_SIZE = "TILE_SIZE"
@@ -114,6 +121,11 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.OUTLINES, "Glacier outlines (RGI polygons)",
                 [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.STABLE_AREAS, "Stable areas (polygons of ground that does not move)",
+            [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.CORRECT_OFFSET, "Correct the stable-ground (co-registration) offset", False))
         self.addParameter(QgsProcessingParameterEnum(
             self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=default_engine_name(),
             usesStaticStrings=True))
@@ -147,6 +159,8 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             date_a=self.parameterAsString(parameters, self.DATE_A, context).strip() or None,
             date_b=self.parameterAsString(parameters, self.DATE_B, context).strip() or None,
             outlines=self.vector_path(parameters, self.OUTLINES, context, feedback),
+            stable_areas=self.vector_path(parameters, self.STABLE_AREAS, context, feedback),
+            correct_offset=self.parameterAsBoolean(parameters, self.CORRECT_OFFSET, context),
             engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
             preprocessing=self._preprocessing(parameters, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),

@@ -226,3 +226,31 @@ def test_job_summary_keeps_no_strip_alive():
     strip = np.random.default_rng(0).random((64, 5000)).astype(np.float32)
     tally.add(strip, np.ones(strip.shape, bool))
     assert all(sample.base is None for sample in tally.speeds)
+
+
+def test_offset_correction_removes_a_coregistration_shift(sample, tmp_path):
+    shifted = str(tmp_path / "b_shifted.tif")
+    copy = gdal.GetDriverByName("GTiff").CreateCopy(shifted, gdal.Open(sample.image_b))
+    x0, a, b, y0, d, e = copy.GetGeoTransform()
+    copy.SetGeoTransform((x0 + 0.4 * a, a, b, y0, d, e))  # B's content sits 0.4 px further east: stable ground "moves"
+    copy = None
+    runs = {}
+    for correct in (False, True):
+        output = tmp_path / f"v_{correct}.tif"
+        result = run_pair_job(PairJob(sample.image_a, shifted, str(output), outlines=sample.outlines, engine="dis",
+                                      correct_offset=correct), Feedback())
+        runs[correct] = (result, _bands(output))
+    per_px = 10.0 * 365.25 / runs[True][0].interval_days
+    stable = {key: bands["glacier"] == 0 for key, (_, bands) in runs.items()}
+    before = np.nanmedian(runs[False][1]["vx"][stable[False]]) / per_px
+    after = np.nanmedian(runs[True][1]["vx"][stable[True]]) / per_px
+    assert before == pytest.approx(0.4, abs=0.05)
+    assert after == pytest.approx(0.0, abs=0.02)
+    metadata = runs[True][0].metadata
+    assert metadata["STABLE_CORRECTED"] == "yes"
+    assert float(metadata["STABLE_VX_MEDIAN_M_PER_YR"]) / per_px == pytest.approx(0.4, abs=0.05)
+    assert gdal.Open(str(tmp_path / "v_True.tif")).GetMetadataItem("STABLE_CORRECTED") == "yes"
+    assert sorted(os.listdir(tmp_path)) == ["b_shifted.tif", "v_False.qml", "v_False.tif", "v_True.qml",
+                                            "v_True.tif"]  # the uncorrected intermediate is gone
+    with pytest.raises(GlacierFlowError, match="needs stable ground"):
+        run_pair_job(PairJob(sample.image_a, shifted, str(tmp_path / "w.tif"), correct_offset=True))

@@ -26,6 +26,7 @@ from ..feedback import Feedback, JobCancelled
 from ..geo.grid import Grid, Window
 from ..geo.gridspec import GridSpec, resolve_grid
 from ..geo.outlines import GlacierOutlines
+from ..io.atomic import remove_quietly, temporary_path
 from ..io.cog import ProductWriter
 from ..io.raster import BandSource, gdal_cache_limit
 from ..io.style import nice_maximum, speed_style_qml, write_style_beside
@@ -60,6 +61,9 @@ class PairJob:
     threads (0: the CPU count, bounded by ``memory_mb``, the job's working-memory budget in MB).
     ``tile_size`` / ``overlap`` (px) are RAFT's tiles. ``min_texture`` is the Sobel-gradient RMS floor
     RAFT fine-tuning uses for its labels; the pair job's texture test is ``min_texture_snr``.
+    ``correct_offset`` removes the median stable-ground velocity (co-registration offset) with
+    ``validation.stable_ground``: stable ground is ``stable_areas`` (polygons, any CRS) or, without
+    them, everything off ``outlines``.
     """
 
     image_a: str
@@ -84,6 +88,8 @@ class PairJob:
     margin: int = 128
     workers: int = 0
     memory_mb: int = 1024
+    stable_areas: str | None = None
+    correct_offset: bool = False
 
 
 @dataclass
@@ -126,17 +132,42 @@ def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
     feedback.info(f"Engine {job.engine} on {settings.preprocessing} input, {job.median_size} px median, "
                   f"forward-backward check {'on' if job.consistency_check else 'off'}")
     bands = PAIR_BANDS + ([GLACIER_BAND] if outlines else [])
-    with gdal_cache_limit(GDAL_CACHE_MB), ProductWriter(job.output, grid, bands) as writer:
-        summary = _track_blocks(job, grid, (source_a, source_b), (stats_a, stats_b), engine, settings,
-                                days, outlines, writer, feedback)
-        metadata = {**_metadata(job, settings, acq_a, acq_b, days, summary), **engine_metadata}
-        writer.finish(metadata)
+    # With the offset correction the tracked product is an intermediate file beside the output.
+    tracked = temporary_path(job.output, ".uncorrected.tif") if job.correct_offset else job.output
+    try:
+        with gdal_cache_limit(GDAL_CACHE_MB):
+            with ProductWriter(tracked, grid, bands) as writer:
+                summary = _track_blocks(job, grid, (source_a, source_b), (stats_a, stats_b), engine, settings,
+                                        days, outlines, writer, feedback)
+                metadata = {**_metadata(job, settings, acq_a, acq_b, days, summary), **engine_metadata}
+                writer.finish(metadata)
+            if job.correct_offset:
+                metadata.update(_correct_offset(job, tracked, feedback))
+    finally:
+        if tracked != job.output:
+            remove_quietly(tracked)
     style = write_style_beside(job.output, speed_style_qml(nice_maximum(summary["p95_speed"])))
     seconds = time.perf_counter() - started
     feedback.info(f"Done in {seconds:.1f} s: {summary['valid_fraction'] * 100:.1f} % of pixels trusted, "
                   f"median speed {summary['median_speed']:.1f} m/yr, 95th percentile {summary['p95_speed']:.1f} m/yr")
     return PairResult(job.output, style, grid, acq_a, acq_b, days, job.engine, summary["valid_fraction"],
                       summary["median_speed"], summary["p95_speed"], seconds, metadata)
+
+
+def _correct_offset(job: PairJob, tracked: str, feedback: Feedback) -> dict[str, str]:
+    """Remove the stable-ground offset (``validation.stable_ground``) from ``tracked`` into the output.
+
+    Stable ground: ``job.stable_areas`` (less the buffered glaciers), else everything off the outlines.
+    Returns the ``STABLE_*`` metadata items (offset and spread in m/yr) the output now carries.
+    """
+    from ..validation.stable_ground import StableGroundJob, metadata_items, run_stable_ground
+
+    result = run_stable_ground(StableGroundJob(tracked, job.stable_areas, job.outlines, correct=True,
+                                               output=job.output), feedback)
+    stats = result.statistics
+    feedback.info(f"Co-registration offset removed: vx {stats['vx']['median']:+.2f} m/yr, vy "
+                  f"{stats['vy']['median']:+.2f} m/yr (median of {stats['pixel_count']} stable pixels)")
+    return metadata_items(stats)
 
 
 def _describe_engine(engine: object, feedback: Feedback) -> dict[str, str]:
@@ -176,6 +207,9 @@ def track_settings(job: PairJob) -> TrackSettings:
         raise GlacierFlowError(f"The RAFT model was trained on Sobel gradients: use PREPROCESSING sobel, not {mode}.")
     if job.median_size < 1 or job.median_size % 2 == 0:
         raise GlacierFlowError(f"The median filter size must be an odd number of pixels, got {job.median_size}.")
+    if job.correct_offset and not (job.stable_areas or job.outlines):
+        raise GlacierFlowError("The offset correction needs stable ground: give stable-area polygons or "
+                               "glacier outlines (then everything off the glaciers is stable).")
     if job.margin < 0:
         raise GlacierFlowError(f"The block margin must be at least 0 px, got {job.margin}.")
     return TrackSettings(mode, job.median_size, consistency_check=job.consistency_check,
