@@ -44,6 +44,10 @@ MAX_BLOCK_WIDTH = 2048  # px of a block's own columns; wider scenes are split in
 # arrays); sizes the thread pool against the job's memory budget.
 BYTES_PER_PIXEL = {"hybrid": 260, "ncc": 220, "raft": 200}
 DEFAULT_BYTES_PER_PIXEL = 160
+# Engines whose work is mostly Python-level (the NCC node loop, Horn-Schunck's many small array
+# operations) hold the GIL: threads did not overlap them (measured 1.0 core of 2 on Yahtse), so they
+# run their blocks one at a time, in as few blocks as memory allows (no margin overhead).
+GIL_BOUND_ENGINES = ("ncc", "horn_schunck")
 GDAL_CACHE_MB = 64  # GDAL block cache while the job runs (restored after): the COG writer needs little
 
 
@@ -258,9 +262,16 @@ def block_rows(height: int, width: int, margin: int, workers: int) -> list[list[
     return rows
 
 
+def thread_count(job: PairJob) -> int:
+    """``job.workers``, else the CPU count (1 for a GIL-bound engine)."""
+    if job.workers > 0:
+        return job.workers
+    return 1 if job.engine in GIL_BOUND_ENGINES else (os.cpu_count() or 1)
+
+
 def worker_count(job: PairJob, block_pixels: int) -> int:
-    """Threads for the blocks: ``job.workers`` or the CPU count, at most what ``job.memory_mb`` holds (>= 1)."""
-    cores = job.workers if job.workers > 0 else (os.cpu_count() or 1)
+    """Threads for the blocks: :func:`thread_count`, at most what ``job.memory_mb`` holds (>= 1)."""
+    cores = thread_count(job)
     per_block_mb = block_pixels * BYTES_PER_PIXEL.get(job.engine, DEFAULT_BYTES_PER_PIXEL) / 2 ** 20
     return max(1, min(cores, int(job.memory_mb // max(per_block_mb, 1.0))))
 
@@ -269,8 +280,7 @@ def _track_blocks(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine
                   settings: TrackSettings, days: float, outlines: GlacierOutlines | None, writer: ProductWriter,
                   feedback: Feedback) -> dict[str, float]:
     """Track every block in a thread pool and write the product strip by strip (row of blocks)."""
-    cores = job.workers if job.workers > 0 else (os.cpu_count() or 1)
-    rows = block_rows(grid.height, grid.width, job.margin, cores)
+    rows = block_rows(grid.height, grid.width, job.margin, thread_count(job))
     largest = max(b.read.width * b.read.height for row in rows for b in row)
     workers = worker_count(job, largest)
     total = sum(len(row) for row in rows)
