@@ -36,8 +36,9 @@ from ..products.velocity import GLACIER_BAND, PAIR_BANDS
 from .convert import displacement_to_velocity, speed
 from .flow import FlowEngine, create_engine
 from .preprocess import band_statistics, check_mode, default_preprocessing, prepare_for_flow
-from .tracking import MIN_TEXTURE_SNR, TrackedBlock, TrackSettings, track_block
+from .tracking import MIN_TEXTURE_SNR, MIN_VALID_FRACTION, TrackedBlock, TrackSettings, track_block
 
+MIN_TILE_VALID_FRACTION = MIN_VALID_FRACTION  # RAFT fine-tuning skips label tiles with less valid data
 MAX_BLOCK_PIXELS = 2_500_000  # px of a block with its margins: bounds each worker's memory
 MAX_BLOCK_WIDTH = 2048  # px of a block's own columns; wider scenes are split into columns of blocks
 # Estimated peak bytes per block pixel while a block is tracked (inputs, both flows, the engine's work
