@@ -32,7 +32,7 @@ from .base import Flow
 
 DAYS_PER_YEAR = 365.25
 _MAX_REMAP_ROWS = 16384
-_LSM_BATCH_VALUES = 10_000_000  # chip values per least-squares batch (40 MB per float32 array)
+_LSM_BATCH_VALUES = 2_000_000  # chip values per least-squares batch (8 MB per float32 array, ~15 arrays)
 
 
 def search_from_speed(max_speed_m_per_yr: float, interval_days: float, pixel_size_m: float,
@@ -212,7 +212,7 @@ def lsm_refine(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     kernel = np.array([[-0.5, 0.0, 0.5]], np.float32)
     gradients = (cv2.filter2D(b, -1, kernel, borderType=cv2.BORDER_REFLECT),
                  cv2.filter2D(b, -1, kernel.T, borderType=cv2.BORDER_REFLECT))
-    # Nodes in batches: the chip arrays of one batch stay near 40 MB each, whatever the scene size.
+    # Nodes in batches: the chip arrays of one batch stay near 8 MB each, whatever the scene size.
     batch = max(1, _LSM_BATCH_VALUES // (chip * chip))
     for first in range(0, len(rows), batch):
         nodes = np.arange(first, min(first + batch, len(rows)))
