@@ -39,11 +39,11 @@ from .preprocess import band_statistics, check_mode, default_preprocessing, prep
 from .tracking import MIN_TEXTURE_SNR, MIN_VALID_FRACTION, TrackedBlock, TrackSettings, track_block
 
 MIN_TILE_VALID_FRACTION = MIN_VALID_FRACTION  # RAFT fine-tuning skips label tiles with less valid data
-MAX_BLOCK_PIXELS = 2_500_000  # px of a block with its margins: bounds each worker's memory
+MAX_BLOCK_PIXELS = 2_000_000  # px of a block with its margins: bounds each worker's memory (hybrid: ~160 B/px)
 MAX_BLOCK_WIDTH = 2048  # px of a block's own columns; wider scenes are split into columns of blocks
 # Estimated peak bytes per block pixel while a block is tracked (inputs, both flows, the engine's work
 # arrays); sizes the thread pool against the job's memory budget.
-BYTES_PER_PIXEL = {"hybrid": 260, "ncc": 220, "raft": 200}
+BYTES_PER_PIXEL = {"hybrid": 200, "ncc": 200, "raft": 200}
 DEFAULT_BYTES_PER_PIXEL = 160
 # Engines whose work is mostly Python-level (the NCC node loop, Horn-Schunck's many small array
 # operations) hold the GIL: threads did not overlap them (measured 1.0 core of 2 on Yahtse), so they
