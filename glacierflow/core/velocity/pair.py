@@ -331,31 +331,37 @@ def _read_blocks(rows: list[list[Block]], grid: Grid, sources: tuple
 
 def _collect(item: tuple[Block, Future], row_results: dict[int, list], rows: list[list[Block]], grid: Grid,
              days: float, outlines: GlacierOutlines | None, tally: _Tally, writer: ProductWriter) -> int:
-    """Wait for one block; when its row of blocks is complete, write that strip. Returns 1."""
+    """Wait for one block and copy it into its strip at once (the block's arrays are freed); when the
+    row of blocks is complete, write that strip. Returns 1."""
     block, future = item
     top = block.own.row_off
-    row_results.setdefault(top, []).append((block, future.result()))
+    if top not in row_results:
+        row_results[top] = [_empty_strip(block.own.height, grid.width), 0]
+    strip, count = row_results[top]
+    _place(strip, block, future.result())
+    row_results[top][1] = count + 1
     row = next(r for r in rows if r[0].own.row_off == top)
-    if len(row_results[top]) == len(row):
-        strip = _assemble(row_results.pop(top), grid.width)
+    if count + 1 == len(row):
+        del row_results[top]
         writer.write_rows(top, _strip_product(strip, grid, top, days, outlines, tally))
     return 1
 
 
-def _assemble(results: list[tuple[Block, TrackedBlock | None]], width: int) -> dict[str, np.ndarray]:
-    """Full-width strip (dx, dy px; trust 1/0; NaN where no data) from one row of tracked blocks."""
-    height = results[0][0].own.height
-    strip = {name: np.full((height, width), np.nan, np.float32) for name in ("dx", "dy", "trust")}
-    for block, tracked in results:
-        if tracked is None:
-            continue
-        cols = slice(block.own.col_off, block.own.col_off + block.own.width)
-        inner = block.keep[1]
-        strip["dx"][:, cols] = tracked.dx[:, inner]
-        strip["dy"][:, cols] = tracked.dy[:, inner]
-        strip["trust"][:, cols] = np.where(tracked.data[:, inner], tracked.trust[:, inner].astype(np.float32),
-                                           np.float32(np.nan))
-    return strip
+def _empty_strip(height: int, width: int) -> dict[str, np.ndarray]:
+    """A full-width strip (dx, dy px; trust 1/0), NaN where no block has data."""
+    return {name: np.full((height, width), np.nan, np.float32) for name in ("dx", "dy", "trust")}
+
+
+def _place(strip: dict[str, np.ndarray], block: Block, tracked: TrackedBlock | None) -> None:
+    """Copy a tracked block's own columns into its strip (nothing when the block had too little data)."""
+    if tracked is None:
+        return
+    cols = slice(block.own.col_off, block.own.col_off + block.own.width)
+    inner = block.keep[1]
+    strip["dx"][:, cols] = tracked.dx[:, inner]
+    strip["dy"][:, cols] = tracked.dy[:, inner]
+    strip["trust"][:, cols] = np.where(tracked.data[:, inner], tracked.trust[:, inner].astype(np.float32),
+                                       np.float32(np.nan))
 
 
 def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple

@@ -53,15 +53,12 @@ class TrackedBlock:
         dx, dy: filtered flow, px, NaN where either image has no data.
         trust: bool, the pixel passed the forward-backward check and the texture test.
         data: bool, both images have data.
-        raw_dx, raw_dy: the engine's forward flow before filtering, px.
     """
 
     dx: np.ndarray
     dy: np.ndarray
     trust: np.ndarray
     data: np.ndarray
-    raw_dx: np.ndarray
-    raw_dy: np.ndarray
 
 
 def run_engine(engine: FlowEngine, image_a: np.ndarray, image_b: np.ndarray, settings: TrackSettings) -> Flow:
@@ -124,8 +121,7 @@ def track_block(engine: FlowEngine, band_a: np.ndarray, band_b: np.ndarray,
                          texture_snr(normalise(band_b, stats[1]), stats[1].noise))
         trust &= snr[keep] >= settings.min_texture_snr
     nan = np.float32(np.nan)
-    return TrackedBlock(np.where(data[keep], dx, nan), np.where(data[keep], dy, nan), trust, data[keep],
-                        forward.dx[keep], forward.dy[keep])
+    return TrackedBlock(np.where(data[keep], dx, nan), np.where(data[keep], dy, nan), trust, data[keep])
 
 
 def _filtered(forward: Flow, gross: np.ndarray, size: int, step: int, keep: slice) -> tuple[np.ndarray, np.ndarray]:
