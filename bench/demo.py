@@ -34,7 +34,8 @@ def run_qgis_process(algorithm: str, parameters: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "demo_output"))
-    parser.add_argument("--engine", default=None, help="default: RAFT when a model is shipped, else Horn-Schunck")
+    parser.add_argument("--engine", default=None,
+                        help="default: the most accurate engine measured on real texture (hybrid)")
     args = parser.parse_args()
     from glacierflow.core.velocity.flow import default_engine_name
 

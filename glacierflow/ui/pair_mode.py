@@ -68,7 +68,7 @@ class PairMode(VelocityMode, QWidget):
         self.overlap = spin_box(self, 0, 2048, 64, 16)
         self.output = output_widget(self)
         form.addRow("Engine", self.engine)
-        form.addRow("Tile size (px)", self.tile_size)
+        form.addRow("RAFT tile size (px)", self.tile_size)
         form.addRow("Tile overlap (px)", self.overlap)
         form.addRow("Output", self.output)
         return form

@@ -46,6 +46,22 @@ def test_parameters_are_the_public_api(plugin):
         assert name in names
     engine = algorithm.parameterDefinition("ENGINE")
     assert engine.usesStaticStrings() and {"horn_schunck", "farneback"} <= set(engine.options())
+    assert {"hybrid", "ncc", "dis"} <= set(engine.options()) and engine.defaultValue() == "hybrid"
+    preprocessing = algorithm.parameterDefinition("PREPROCESSING")
+    assert preprocessing.options() == ["default", "sobel", "wallis", "raw", "gradient"]
+    assert preprocessing.defaultValue() == "default"
+    assert "DIS" in algorithm.shortHelpString() and "no model ships" in algorithm.shortHelpString()
+
+
+def test_preprocessing_is_chosen_per_engine_or_by_the_user(plugin, sample, tmp_path):
+    import processing
+
+    for choice, expected in (("default", "sobel"), ("wallis", "wallis")):
+        output = str(tmp_path / f"velocity_{choice}.tif")
+        processing.run("glacierflow:velocity_pair", {
+            "IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "ENGINE": "horn_schunck",
+            "PREPROCESSING": choice, "OUTPUT": output})
+        assert gdal.Open(output).GetMetadataItem("PREPROCESSING") == expected
 
 
 def test_processing_run_on_the_sample_loads_a_styled_layer(plugin, sample, tmp_path):
@@ -83,13 +99,17 @@ def test_cancel_leaves_no_output(plugin, sample, tmp_path):
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     feedback = QgsProcessingFeedback()
-    feedback.progressChanged.connect(lambda _: feedback.cancel())  # cancel after the first tile
+    from glacierflow.core.velocity.pair import block_rows
+
+    feedback.progressChanged.connect(lambda _: feedback.cancel())  # cancel after the first block
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("glacierflow:velocity_pair")
     output = tmp_path / "velocity.tif"
-    _, ok = algorithm.run({"IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "TILE_SIZE": 128,
-                           "OVERLAP": 32, "OUTPUT": str(output)}, QgsProcessingContext(), feedback)
+    _, ok = algorithm.run({"IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "ENGINE": "dis",
+                           "OUTPUT": str(output)}, QgsProcessingContext(), feedback)
     assert not ok
-    assert feedback.progress() < 20  # stopped within a tile of the cancel
+    dataset = gdal.Open(sample.image_a)
+    blocks = sum(len(row) for row in block_rows(dataset.RasterYSize, dataset.RasterXSize, 128, os.cpu_count() or 1))
+    assert blocks >= 2 and feedback.progress() <= 100.0 / blocks  # stopped within a block of the cancel
     assert os.listdir(tmp_path) == []
 
 

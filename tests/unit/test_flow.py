@@ -13,7 +13,13 @@ import pytest
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.velocity.flow import CLASSICAL_ENGINE_NAMES, create_engine, estimate_with_checks
 from glacierflow.core.velocity.flow.base import Flow
-from glacierflow.core.velocity.flow.postprocess import forward_backward_valid, median_filter_flow
+from glacierflow.core.velocity.flow.postprocess import (
+    consistent,
+    forward_backward_error,
+    forward_backward_valid,
+    median_filter_flow,
+    nan_median,
+)
 
 SIZE = 192  # px; tiles in production are larger, this keeps tests fast
 
@@ -218,22 +224,34 @@ def test_median_filter_removes_isolated_outlier() -> None:
     assert out.dx.dtype == np.float32
 
 
-@pytest.mark.parametrize("size", [5, 9])
-def test_median_filter_ignores_nan(size: int) -> None:
+@pytest.mark.parametrize(("size", "step"), [(5, 1), (9, 1), (15, 1), (15, 2), (9, 2), (7, 3)])
+def test_median_filter_ignores_nan(size: int, step: int) -> None:
     rng = np.random.default_rng(6)
     field = rng.standard_normal((30, 35)).astype(np.float32)
     field[rng.random(field.shape) < 0.3] = np.nan
     field[:12, :12] = np.nan  # some windows are all NaN
     field[20, 30] = np.inf  # unknown like NaN
-    out = median_filter_flow(Flow(field, field), size)
-    # Reference: np.nanmedian over each window, outside the image = NaN.
-    padded = np.pad(np.where(np.isfinite(field), field, np.nan), size // 2, constant_values=np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(30, 35, size * size)
+    field[25, 3] = -np.inf
+    out = nan_median(field, size, step)
+    # Reference: np.nanmedian over each window's samples (every `step` px through the centre), outside = NaN.
+    half = size // 2
+    padded = np.pad(np.where(np.isfinite(field), field, np.nan), half, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
+    offset = half % step
+    windows = windows[..., offset::step, offset::step].reshape(30, 35, -1)
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         expected = np.nanmedian(windows, axis=2)
-    assert np.array_equal(np.isnan(out.dx), np.isnan(expected))
-    assert np.isnan(out.dx[5, 5])  # all-NaN window stays NaN
-    assert np.allclose(out.dx, expected, equal_nan=True)
+    assert np.array_equal(np.isnan(out), np.isnan(expected))
+    assert np.isnan(out[2, 2])  # all-NaN window stays NaN
+    assert np.allclose(out, expected, equal_nan=True)
+    assert np.isfinite(out[29, 34]) and np.isfinite(out[0, 34])  # edges use the inside part of the window
+
+
+def test_median_filter_flow_is_the_full_window_median() -> None:
+    rng = np.random.default_rng(1)
+    field = rng.standard_normal((20, 20)).astype(np.float32)
+    out = median_filter_flow(Flow(field, -field), 9)
+    assert np.allclose(out.dx, nan_median(field, 9, 1)) and np.allclose(out.dy, -out.dx)
 
 
 # --------------------------------------------------- forward-backward check ---
@@ -295,3 +313,19 @@ def test_estimate_with_checks_drops_inconsistent_pixels_before_filtering() -> No
     assert not valid[10:14, 10:14].any() and valid[20:30, 5:35].all()
     # The blunder is excluded from the median, not just outvoted.
     assert np.allclose(flow.dx[:, :39], 1.0) and np.allclose(flow.dy, 0.0)
+
+
+def test_forward_backward_error_and_tolerance() -> None:
+    forward = _uniform((40, 50), 3.0, -2.0)
+    backward = _uniform((40, 50), -3.0, 2.0)
+    error, scale = forward_backward_error(forward, backward)
+    inside = np.isfinite(error)
+    assert np.allclose(error[inside], 0.0, atol=1e-5) and np.allclose(scale[inside], np.sqrt(26.0))
+    assert not inside[:, -3:].any() and not inside[:2, :].any()  # x + f(x) leaves the field there
+    off = _uniform((40, 50), -3.3, 2.0)  # a 0.3 px round trip: within 0.5 px + 2 %
+    error, scale = forward_backward_error(forward, off)
+    assert consistent(error, scale)[inside].all()
+    far = _uniform((40, 50), -2.0, 2.0)  # 1 px off: fails
+    error, scale = forward_backward_error(forward, far)
+    assert not consistent(error, scale)[inside].any()
+    assert not consistent(np.array([np.nan]), np.array([1.0])).any()

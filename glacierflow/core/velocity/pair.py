@@ -1,13 +1,21 @@
 """Glacier velocity from one image pair: the end-to-end job behind ``glacierflow:velocity_pair``.
 
-AOI grid -> both bands on it -> robust statistics -> per tile: Sobel
-preprocessing, flow, median filter, forward-backward check -> blended strips
--> m/yr -> Cloud Optimized GeoTIFF + .qml style.
+AOI grid -> both bands on it -> robust statistics -> per block (full-resolution blocks read with wide
+margins, tracked in a thread pool): the engine's preprocessing, forward and backward flow,
+forward-backward check, median filter and trust once on the block (:mod:`.tracking`) -> full-width
+strips -> m/yr -> Cloud Optimized GeoTIFF + .qml style.
+
+Blocks are a memory device, not an accuracy limit: each sees ``margin`` px of context on every side
+(wider than the largest motion and the engines' pyramid support) and only its own pixels are kept, so
+no blending is needed and the result matches the whole scene. RAFT keeps its 256 px tiles inside a block.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,23 +26,31 @@ from ..feedback import Feedback, JobCancelled
 from ..geo.grid import Grid, Window
 from ..geo.gridspec import GridSpec, resolve_grid
 from ..geo.outlines import GlacierOutlines
+from ..io.atomic import remove_quietly, temporary_path
 from ..io.cog import ProductWriter
-from ..io.raster import BandSource
+from ..io.raster import BandSource, gdal_cache_limit
 from ..io.style import nice_maximum, speed_style_qml, write_style_beside
 from ..io.timestamps import Acquisition, acquisition_of, interval_days
 from ..products import velocity as velocity_product
 from ..products.velocity import GLACIER_BAND, PAIR_BANDS
 from .convert import displacement_to_velocity, speed
-from .flow import FlowEngine, create_engine, estimate_with_checks
+from .flow import FlowEngine, create_engine
 from .plausibility import check_pair_inputs
-from .preprocess import band_statistics, prepare_for_flow, texture_strength
-from .tiling import StripAssembler, blend_weights, tile_rows
+from .preprocess import band_statistics, check_mode, default_preprocessing, prepare_for_flow
+from .tracking import MIN_TEXTURE_SNR, MIN_VALID_FRACTION, TrackedBlock, TrackSettings, track_block
 
-# min_texture (PairJob): RMS of the unit-spread Sobel gradients over 15 x 15 px below which a pixel
-# is untrusted; 0.04 masks open water and cloud interiors on Landsat-8 pan (0.01-0.03 there) while
-# keeping crevassed ice (0.1-0.2) and most firn (0.1).
-MIN_TILE_VALID_FRACTION = 0.05  # tiles with less valid data carry too little texture to track
-VALID_VOTE = 0.5  # a pixel is trusted when the blended tiles' trust is at least this
+MIN_TILE_VALID_FRACTION = MIN_VALID_FRACTION  # RAFT fine-tuning skips label tiles with less valid data
+MAX_BLOCK_PIXELS = 2_000_000  # px of a block with its margins: bounds each worker's memory (hybrid: ~160 B/px)
+MAX_BLOCK_WIDTH = 2048  # px of a block's own columns; wider scenes are split into columns of blocks
+# Estimated peak bytes per block pixel while a block is tracked (inputs, both flows, the engine's work
+# arrays); sizes the thread pool against the job's memory budget.
+BYTES_PER_PIXEL = {"hybrid": 200, "ncc": 200, "raft": 200}
+DEFAULT_BYTES_PER_PIXEL = 160
+# Engines whose work is mostly Python-level (the NCC node loop, Horn-Schunck's many small array
+# operations) hold the GIL: threads did not overlap them (measured 1.0 core of 2 on Yahtse), so they
+# run their blocks one at a time, in as few blocks as memory allows (no margin overhead).
+GIL_BOUND_ENGINES = ("ncc", "horn_schunck")
+GDAL_CACHE_MB = 64  # GDAL block cache while the job runs (restored after): the COG writer needs little
 
 
 @dataclass
@@ -43,6 +59,17 @@ class PairJob:
 
     ``grid_spec`` asks for a CRS, pixel size (m) or bounds; ``grid`` is a job grid already resolved by the
     calling job (an annual or regional job gives every pair the same one) and wins over ``grid_spec``.
+
+    ``engine`` defaults to the most accurate measured engine (``hybrid``); ``preprocessing`` None uses
+    the engine's measured default (``preprocess.DEFAULT_PREPROCESSING``). ``median_size`` (px, 15: every
+    engine measured more accurate than with 9) and ``min_texture_snr`` (texture over image noise) set
+    the post-processing; ``margin`` (px) is the context read around each block, ``workers`` the
+    threads (0: the CPU count, bounded by ``memory_mb``, the job's working-memory budget in MB).
+    ``tile_size`` / ``overlap`` (px) are RAFT's tiles. ``min_texture`` is the Sobel-gradient RMS floor
+    RAFT fine-tuning uses for its labels; the pair job's texture test is ``min_texture_snr``.
+    ``correct_offset`` removes the median stable-ground velocity (co-registration offset) with
+    ``validation.stable_ground``: stable ground is ``stable_areas`` (polygons, any CRS) or, without
+    them, everything off ``outlines``.
     """
 
     image_a: str
@@ -53,15 +80,22 @@ class PairJob:
     date_a: str | None = None
     date_b: str | None = None
     outlines: str | None = None
-    engine: str = "horn_schunck"
+    engine: str = "hybrid"
     tile_size: int = 256
     overlap: int = 64
-    median_size: int = 9
+    median_size: int = 15
     consistency_check: bool = True
     min_texture: float = 0.04
     engine_params: dict[str, Any] = field(default_factory=dict)
     grid_spec: GridSpec | None = None
     grid: Grid | None = None
+    preprocessing: str | None = None
+    min_texture_snr: float = MIN_TEXTURE_SNR
+    margin: int = 128
+    workers: int = 0
+    memory_mb: int = 1024
+    stable_areas: str | None = None
+    correct_offset: bool = False
 
 
 @dataclass
@@ -98,21 +132,49 @@ def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
     feedback.info(f"Common grid: {grid.width} x {grid.height} px at {grid.pixel_size[0]:g} m")
     stats_a = band_statistics(sample_windows(source_a, grid), "Image A")
     stats_b = band_statistics(sample_windows(source_b, grid), "Image B")
+    settings = track_settings(job)
     outlines = GlacierOutlines(job.outlines, grid.crs_wkt) if job.outlines else None
     engine = create_engine(job.engine, **job.engine_params)
     engine_metadata = _describe_engine(engine, feedback)
+    feedback.info(f"Engine {job.engine} on {settings.preprocessing} input, {job.median_size} px median, "
+                  f"forward-backward check {'on' if job.consistency_check else 'off'}")
     bands = PAIR_BANDS + ([GLACIER_BAND] if outlines else [])
-    with ProductWriter(job.output, grid, bands) as writer:
-        summary = _track_tiles(job, grid, (source_a, source_b), (stats_a, stats_b), engine,
-                               days, outlines, writer, feedback)
-        metadata = {**_metadata(job, acq_a, acq_b, days, summary), **engine_metadata}
-        writer.finish(metadata)
+    # With the offset correction the tracked product is an intermediate file beside the output.
+    tracked = temporary_path(job.output, ".uncorrected.tif") if job.correct_offset else job.output
+    try:
+        with gdal_cache_limit(GDAL_CACHE_MB):
+            with ProductWriter(tracked, grid, bands) as writer:
+                summary = _track_blocks(job, grid, (source_a, source_b), (stats_a, stats_b), engine, settings,
+                                        days, outlines, writer, feedback)
+                metadata = {**_metadata(job, settings, acq_a, acq_b, days, summary), **engine_metadata}
+                writer.finish(metadata)
+            if job.correct_offset:
+                metadata.update(_correct_offset(job, tracked, feedback))
+    finally:
+        if tracked != job.output:
+            remove_quietly(tracked)
     style = write_style_beside(job.output, speed_style_qml(nice_maximum(summary["p95_speed"])))
     seconds = time.perf_counter() - started
     feedback.info(f"Done in {seconds:.1f} s: {summary['valid_fraction'] * 100:.1f} % of pixels trusted, "
                   f"median speed {summary['median_speed']:.1f} m/yr, 95th percentile {summary['p95_speed']:.1f} m/yr")
     return PairResult(job.output, style, grid, acq_a, acq_b, days, job.engine, summary["valid_fraction"],
                       summary["median_speed"], summary["p95_speed"], seconds, metadata)
+
+
+def _correct_offset(job: PairJob, tracked: str, feedback: Feedback) -> dict[str, str]:
+    """Remove the stable-ground offset (``validation.stable_ground``) from ``tracked`` into the output.
+
+    Stable ground: ``job.stable_areas`` (less the buffered glaciers), else everything off the outlines.
+    Returns the ``STABLE_*`` metadata items (offset and spread in m/yr) the output now carries.
+    """
+    from ..validation.stable_ground import StableGroundJob, metadata_items, run_stable_ground
+
+    result = run_stable_ground(StableGroundJob(tracked, job.stable_areas, job.outlines, correct=True,
+                                               output=job.output), feedback)
+    stats = result.statistics
+    feedback.info(f"Co-registration offset removed: vx {stats['vx']['median']:+.2f} m/yr, vy "
+                  f"{stats['vy']['median']:+.2f} m/yr (median of {stats['pixel_count']} stable pixels)")
+    return metadata_items(stats)
 
 
 def _describe_engine(engine: object, feedback: Feedback) -> dict[str, str]:
@@ -145,36 +207,171 @@ def sample_windows(source: BandSource, grid: Grid, count: int = 4, size: int = 1
             for r in sorted(set(rows)) for c in sorted(set(cols))]
 
 
-def _track_tiles(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine: FlowEngine, days: float,
-                 outlines: GlacierOutlines | None, writer: ProductWriter, feedback: Feedback) -> dict[str, float]:
-    rows_of_tiles = tile_rows(grid.height, grid.width, job.tile_size, job.overlap)
-    total = sum(len(r) for r in rows_of_tiles)
-    assembler = StripAssembler(grid.width, ("dx", "dy", "trust"))
+def track_settings(job: PairJob) -> TrackSettings:
+    """The tracking settings of ``job``: its preprocessing (or the engine's default) and post-processing."""
+    mode = check_mode(job.preprocessing or default_preprocessing(job.engine))
+    if job.engine == "raft" and mode != "sobel":
+        raise GlacierFlowError(f"The RAFT model was trained on Sobel gradients: use PREPROCESSING sobel, not {mode}.")
+    if job.median_size < 1 or job.median_size % 2 == 0:
+        raise GlacierFlowError(f"The median filter size must be an odd number of pixels, got {job.median_size}.")
+    if job.correct_offset and not (job.stable_areas or job.outlines):
+        raise GlacierFlowError("The offset correction needs stable ground: give stable-area polygons or "
+                               "glacier outlines (then everything off the glaciers is stable).")
+    if job.margin < 0:
+        raise GlacierFlowError(f"The block margin must be at least 0 px, got {job.margin}.")
+    return TrackSettings(mode, job.median_size, consistency_check=job.consistency_check,
+                         min_texture_snr=job.min_texture_snr, tile_size=job.tile_size, overlap=job.overlap)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block of the scene: its own pixels (``own``) and the window read with its margins (``read``)."""
+
+    own: Window
+    read: Window
+
+    @property
+    def keep(self) -> tuple[slice, slice]:
+        """The own pixels inside the read window (rows, cols)."""
+        top, left = self.own.row_off - self.read.row_off, self.own.col_off - self.read.col_off
+        return slice(top, top + self.own.height), slice(left, left + self.own.width)
+
+
+def block_rows(height: int, width: int, margin: int, workers: int) -> list[list[Block]]:
+    """Blocks of a (height, width) px scene by row of blocks, top to bottom; each with ``margin`` px of context.
+
+    Blocks stay under :data:`MAX_BLOCK_PIXELS` with their margins; a scene is cut into at least
+    ``workers`` rows of blocks (when it is tall enough) so that every worker has one to track.
+    """
+    n_cols = max(1, math.ceil(width / MAX_BLOCK_WIDTH))
+    own_width = math.ceil(width / n_cols)
+    read_width = min(width, own_width + 2 * margin)
+    own_rows = max(64, MAX_BLOCK_PIXELS // read_width - 2 * margin)
+    n_rows = max(1, math.ceil(height / own_rows))
+    if n_rows * n_cols < workers:
+        n_rows = max(1, min(workers // n_cols, height // 128))
+    own_rows = math.ceil(height / n_rows)
+    rows = []
+    for top in range(0, height, own_rows):
+        own_h = min(own_rows, height - top)
+        read_top, read_bottom = max(0, top - margin), min(height, top + own_h + margin)
+        row = []
+        for left in range(0, width, own_width):
+            own_w = min(own_width, width - left)
+            read_left, read_right = max(0, left - margin), min(width, left + own_w + margin)
+            row.append(Block(Window(left, top, own_w, own_h),
+                             Window(read_left, read_top, read_right - read_left, read_bottom - read_top)))
+        rows.append(row)
+    return rows
+
+
+def thread_count(job: PairJob) -> int:
+    """``job.workers``, else the CPU count (1 for a GIL-bound engine)."""
+    if job.workers > 0:
+        return job.workers
+    return 1 if job.engine in GIL_BOUND_ENGINES else (os.cpu_count() or 1)
+
+
+def worker_count(job: PairJob, block_pixels: int) -> int:
+    """Threads for the blocks: :func:`thread_count`, at most what ``job.memory_mb`` holds (>= 1)."""
+    cores = thread_count(job)
+    per_block_mb = block_pixels * BYTES_PER_PIXEL.get(job.engine, DEFAULT_BYTES_PER_PIXEL) / 2 ** 20
+    return max(1, min(cores, int(job.memory_mb // max(per_block_mb, 1.0))))
+
+
+def _track_blocks(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine: FlowEngine,
+                  settings: TrackSettings, days: float, outlines: GlacierOutlines | None, writer: ProductWriter,
+                  feedback: Feedback) -> dict[str, float]:
+    """Track every block in a thread pool and write the product strip by strip (row of blocks)."""
+    rows = block_rows(grid.height, grid.width, job.margin, thread_count(job))
+    largest = max(b.read.width * b.read.height for row in rows for b in row)
+    workers = worker_count(job, largest)
+    total = sum(len(row) for row in rows)
+    feedback.info(f"{total} block(s) of up to {rows[0][0].own.width} x {rows[0][0].own.height} px with "
+                  f"{job.margin} px margins, {workers} worker thread(s)")
     tally = _Tally()
     done = 0
-    for index, row in enumerate(rows_of_tiles):
-        for window in row:
-            if feedback.is_cancelled():
-                raise JobCancelled("Cancelled by the user")
-            values = _track_one_tile(job, grid, window, sources, stats, engine)
-            if values is not None:
-                assembler.add(window, values, blend_weights(window.height, window.width, job.overlap))
-            done += 1
-            feedback.progress(100.0 * done / total)
-        next_top = rows_of_tiles[index + 1][0].row_off if index + 1 < len(rows_of_tiles) else grid.height
-        for top, strip in assembler.release(next_top):
-            writer.write_rows(top, _strip_product(strip, grid, top, days, outlines, tally))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: list[tuple[Block, Future]] = []
+        queue = _read_blocks(rows, grid, sources)
+        row_results: dict[int, list[tuple[Block, TrackedBlock | None]]] = {}
+        try:
+            for block, bands in queue:
+                _check_cancel(feedback)
+                pending.append((block, pool.submit(track_block, engine, bands[0], bands[1], stats, settings,
+                                                   block.keep[0])))
+                # At most `workers` blocks in flight (and their bands read ahead): memory stays bounded.
+                while len(pending) >= workers:
+                    done += _collect(pending.pop(0), row_results, rows, grid, days, outlines, tally, writer)
+                    _check_cancel(feedback)  # before the progress report: a cancelled job never shows 100 %
+                    feedback.progress(100.0 * done / total)
+            while pending:
+                done += _collect(pending.pop(0), row_results, rows, grid, days, outlines, tally, writer)
+                _check_cancel(feedback)
+                feedback.progress(100.0 * done / total)
+        except BaseException:
+            for _, future in pending:
+                future.cancel()  # blocks not started never start; running ones end within one block
+            raise
+    return tally.summary()
+
+
+def _check_cancel(feedback: Feedback) -> None:
+    if feedback.is_cancelled():
+        raise JobCancelled("Cancelled by the user")
+
+
+def _read_blocks(rows: list[list[Block]], grid: Grid, sources: tuple
+                 ) -> Iterator[tuple[Block, tuple[np.ndarray, np.ndarray]]]:
+    """Both bands of each block's read window, in order (GDAL reads stay on the calling thread)."""
+    for row in rows:
+        for block in row:
+            yield block, tuple(source.read(grid.window_grid(block.read)) for source in sources)
         for source in sources:
             source.drop_cache()
-    return tally.summary()
+
+
+def _collect(item: tuple[Block, Future], row_results: dict[int, list], rows: list[list[Block]], grid: Grid,
+             days: float, outlines: GlacierOutlines | None, tally: _Tally, writer: ProductWriter) -> int:
+    """Wait for one block and copy it into its strip at once (the block's arrays are freed); when the
+    row of blocks is complete, write that strip. Returns 1."""
+    block, future = item
+    top = block.own.row_off
+    if top not in row_results:
+        row_results[top] = [_empty_strip(block.own.height, grid.width), 0]
+    strip, count = row_results[top]
+    _place(strip, block, future.result())
+    row_results[top][1] = count + 1
+    row = next(r for r in rows if r[0].own.row_off == top)
+    if count + 1 == len(row):
+        del row_results[top]
+        writer.write_rows(top, _strip_product(strip, grid, top, days, outlines, tally))
+    return 1
+
+
+def _empty_strip(height: int, width: int) -> dict[str, np.ndarray]:
+    """A full-width strip (dx, dy px; trust 1/0), NaN where no block has data."""
+    return {name: np.full((height, width), np.nan, np.float32) for name in ("dx", "dy", "trust")}
+
+
+def _place(strip: dict[str, np.ndarray], block: Block, tracked: TrackedBlock | None) -> None:
+    """Copy a tracked block's own columns into its strip (nothing when the block had too little data)."""
+    if tracked is None:
+        return
+    cols = slice(block.own.col_off, block.own.col_off + block.own.width)
+    inner = block.keep[1]
+    strip["dx"][:, cols] = tracked.dx[:, inner]
+    strip["dy"][:, cols] = tracked.dy[:, inner]
+    strip["trust"][:, cols] = np.where(tracked.data[:, inner], tracked.trust[:, inner].astype(np.float32),
+                                       np.float32(np.nan))
 
 
 def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Both images' flow inputs on one tile: (Sobel A (C, h, w), Sobel B, bool (h, w) where both have data).
+    """Both images' Sobel inputs on one tile: (Sobel A (C, h, w), Sobel B, bool (h, w) where both have data).
 
     One extra pixel is read around the tile for Sobel's 3x3 support, so tile edges match their neighbours.
-    Used by the velocity job and by RAFT fine-tuning (labels computed exactly as the product is).
+    Used by RAFT fine-tuning (labels computed on the model's input).
     """
     margin = 1
     padded = Window(window.col_off - margin, window.row_off - margin, window.width + 2 * margin,
@@ -186,22 +383,6 @@ def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
         prepared.append((gradients[(slice(None),) + inner], valid[inner]))
     (grad_a, valid_a), (grad_b, valid_b) = prepared
     return grad_a, grad_b, valid_a & valid_b
-
-
-def _track_one_tile(job: PairJob, grid: Grid, window: Window, sources: tuple, stats: tuple,
-                    engine: FlowEngine) -> dict[str, np.ndarray] | None:
-    """dx, dy (px) and trust (0/1) for one tile, NaN where either image has no data."""
-    grad_a, grad_b, data = prepared_tile(grid, window, sources, stats)
-    if data.mean() < MIN_TILE_VALID_FRACTION:
-        return None
-    flow, consistent = estimate_with_checks(engine, grad_a, grad_b, median_size=job.median_size,
-                                            check_consistency=job.consistency_check)
-    textured = np.minimum(texture_strength(grad_a), texture_strength(grad_b)) >= job.min_texture
-    trust = (consistent & textured & np.isfinite(flow.dx) & np.isfinite(flow.dy)).astype(np.float32)
-    nan = np.float32(np.nan)
-    return {"dx": np.where(data, np.nan_to_num(flow.dx), nan),
-            "dy": np.where(data, np.nan_to_num(flow.dy), nan),
-            "trust": np.where(data, trust, nan)}
 
 
 class _Tally:
@@ -233,7 +414,7 @@ class _Tally:
 def _strip_product(strip: dict[str, np.ndarray], grid: Grid, top: int, days: float,
                    outlines: GlacierOutlines | None, tally: _Tally) -> dict[str, np.ndarray]:
     data = np.isfinite(strip["trust"])
-    trusted = data & (strip["trust"] >= VALID_VOTE)
+    trusted = data & (strip["trust"] >= 0.5)
     vx, vy = displacement_to_velocity(strip["dx"], strip["dy"], grid.transform, days)
     vx[~trusted] = np.nan
     vy[~trusted] = np.nan
@@ -246,7 +427,7 @@ def _strip_product(strip: dict[str, np.ndarray], grid: Grid, top: int, days: flo
     return product
 
 
-def _metadata(job: PairJob, acq_a: Acquisition, acq_b: Acquisition, days: float,
+def _metadata(job: PairJob, settings: TrackSettings, acq_a: Acquisition, acq_b: Acquisition, days: float,
               summary: dict[str, float]) -> dict[str, str]:
     return {
         velocity_product.KIND: velocity_product.PAIR,
@@ -258,11 +439,13 @@ def _metadata(job: PairJob, acq_a: Acquisition, acq_b: Acquisition, days: float,
         "ACQUISITION_B_SOURCE": acq_b.source,
         velocity_product.INTERVAL_DAYS: f"{days:.6f}",
         velocity_product.ENGINE: job.engine,
+        "PREPROCESSING": settings.preprocessing,
+        "BLOCK_MARGIN_PX": str(job.margin),
         "TILE_SIZE_PX": str(job.tile_size),
         "OVERLAP_PX": str(job.overlap),
         "MEDIAN_FILTER_PX": str(job.median_size),
         "CONSISTENCY_CHECK": "forward-backward" if job.consistency_check else "none",
-        "MIN_TEXTURE": f"{job.min_texture:g}",
+        "MIN_TEXTURE_SNR": f"{job.min_texture_snr:g}",
         "VALID_FRACTION": f"{summary['valid_fraction']:.4f}",
         "MEDIAN_SPEED_M_PER_YR": f"{summary['median_speed']:.3f}",
         "P95_SPEED_M_PER_YR": f"{summary['p95_speed']:.3f}",

@@ -13,7 +13,7 @@ from .base import Flow
 # solve, a constant meant for 0-255 intensities; the determinant grows with
 # intensity^4, so on unit-spread inputs that constant dominates and the flow
 # collapses towards zero (measured: every pixel wrong at scale 1, 55 % at 8).
-# A unit spread is therefore mapped to 255, an 8-bit-like contrast.
+# The joint 0.5-99.5 % range is therefore mapped to 0-255, an 8-bit-like contrast.
 _INTENSITY_SCALE = 255.0
 
 
@@ -64,9 +64,10 @@ class Farneback:
         import cv2  # heavy import kept out of QGIS start-up
 
         a, b = check_pair(image_a, image_b)
+        one_a, one_b = _single_channels(a, b)
         flow = cv2.calcOpticalFlowFarneback(
-            _single_channel(a),
-            _single_channel(b),
+            one_a,
+            one_b,
             None,
             self.pyr_scale,
             self.levels,
@@ -81,7 +82,16 @@ class Farneback:
         return Flow(dx=np.ascontiguousarray(flow[..., 0]), dy=np.ascontiguousarray(flow[..., 1]))
 
 
-def _single_channel(stack: np.ndarray) -> np.ndarray:
-    """(C, H, W) -> (H, W) float32: the channel or the channels' root-sum-square, x255."""
-    image = stack[0] if stack.shape[0] == 1 else np.sqrt((stack**2).sum(axis=0))
-    return np.ascontiguousarray(image * np.float32(_INTENSITY_SCALE), dtype=np.float32)
+def _single_channels(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C, H, W) pair -> (H, W) float32 pair: channel or root-sum-square, joint 0.5-99.5 % range -> 0-255.
+
+    One common range for both images (so a brightness change is not motion), and signed inputs
+    (Wallis, raw intensity) keep their sign: the mapping is an offset and a scale, not a clip.
+    """
+    from .dis import joint_range, single_channel
+
+    one_a, one_b = single_channel(a), single_channel(b)
+    lo, hi = joint_range(one_a, one_b)
+    scale = np.float32(_INTENSITY_SCALE / (hi - lo))
+    return (np.ascontiguousarray((one_a - np.float32(lo)) * scale, dtype=np.float32),
+            np.ascontiguousarray((one_b - np.float32(lo)) * scale, dtype=np.float32))

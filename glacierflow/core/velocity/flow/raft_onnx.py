@@ -153,7 +153,8 @@ class RaftOnnx:
             raise GlacierFlowError(
                 f"No RAFT model found: {RAFT_MODELS_DIR} holds no .onnx file. Give a model file (for "
                 "example one from 'Fine-tune RAFT'), export one with `python -m training.raft.export --out "
-                "glacierflow/assets/models/raft/raft_small_glacier.onnx`, or choose the horn_schunck engine.")
+                "glacierflow/assets/models/raft/raft_small_glacier.onnx`, or choose the hybrid engine (the default, "
+                "no model needed).")
         self.model_path = os.path.abspath(path)
         self.session, note = cached_session(self.model_path, provider, "The RAFT engine",
                                             "re-export it with `python -m training.raft.export`")
