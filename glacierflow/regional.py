@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-days", type=float, default=40.0, help="maximum pair interval (days)")
     p.add_argument("--max-pairs-per-scene", type=int, default=10, help="cap on pairs per scene (0: none)")
     p.add_argument("--max-cloud", type=float, default=None, help="largest scene cloud cover (%%)")
-    p.add_argument("--engine", default="horn_schunck", help="optical-flow engine")
+    p.add_argument("--engine", default="hybrid", help="optical-flow engine (hybrid: the most accurate on real texture)")
     p.add_argument("--id-field", default="", help="field naming each glacier (default: RGIId or the like)")
     p.add_argument("--group-distance", type=float, default=5000.0, help="glaciers this close share scenes (m)")
     p.add_argument("--min-area", type=float, default=0.0, help="leave out glaciers smaller than this (km2)")

@@ -34,7 +34,7 @@ from ..io.timestamps import Acquisition, acquisition_of, interval_days
 from ..products import velocity as velocity_product
 from ..products.velocity import GLACIER_BAND, PAIR_BANDS
 from .convert import displacement_to_velocity, speed
-from .flow import FlowEngine, create_engine
+from .flow import MOST_ACCURATE_ENGINE, FlowEngine, create_engine
 from .plausibility import check_pair_inputs
 from .preprocess import band_statistics, check_mode, default_preprocessing, prepare_for_flow
 from .tracking import MIN_TEXTURE_SNR, MIN_VALID_FRACTION, TrackedBlock, TrackSettings, track_block
@@ -80,7 +80,7 @@ class PairJob:
     date_a: str | None = None
     date_b: str | None = None
     outlines: str | None = None
-    engine: str = "hybrid"
+    engine: str = MOST_ACCURATE_ENGINE
     tile_size: int = 256
     overlap: int = 64
     median_size: int = 15

@@ -53,6 +53,7 @@ from ..imagery.seasons import season_year as season_end_year
 from ..io.atomic import commit, temporary_path
 from ..io.raster import BandSource
 from ..products.velocity import IMAGE_A, IMAGE_B, PAIR, open_velocity
+from ..velocity.flow import MOST_ACCURATE_ENGINE
 from .pair_table import PairRecord, measure_pair, screen_pairs, write_pair_table
 
 PAIR_SHARE = 85.0  # % of the progress bar for the pairs; stacking and statistics share the rest
@@ -124,7 +125,7 @@ class AnnualJob:
     min_trusted_fraction: float = 0.05
     pair_table: str | None = None
     max_cloud: float | None = None
-    engine: str = "horn_schunck"
+    engine: str = MOST_ACCURATE_ENGINE
     outlines: str | None = None
     stakes: str | None = None
     stakes_crs_wkt: str | None = None

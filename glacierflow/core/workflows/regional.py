@@ -46,6 +46,7 @@ from ..geo.grid import Grid, Window
 from ..imagery import ScenePair
 from ..imagery.seasons import AUTO_MONTHS
 from ..io.atomic import atomic_path, write_text
+from ..velocity.flow import MOST_ACCURATE_ENGINE
 from .annual import (
     AnnualJob,
     download_for_job,
@@ -104,7 +105,7 @@ class RegionalJob:
     season_start: str = ""
     season_end: str = ""
     max_cloud: float | None = None
-    engine: str = "horn_schunck"
+    engine: str = MOST_ACCURATE_ENGINE
     pair_options: dict[str, Any] = field(default_factory=dict)
     id_field: str = ""
     group_distance_m: float = 5000.0
