@@ -3,9 +3,10 @@
     QT_QPA_PLATFORM=offscreen python -m bench.analysis_gallery docs/analysis
 
 Computes the sample pair with Farneback, then writes into the folder: the HTML report's speed map with
-arrows and its stable-ground scatter, the CF netCDF rendered by QGIS as a mesh with its vector arrows, the
-effective strain rate, a centreline profile, a time series over a synthetic stack, and the flux-gate
-table (flux_gate.md), the forecast report's panels; also report.html itself.
+arrows and its stable-ground scatter, the CF netCDF rendered by QGIS as a mesh with its vector arrows,
+the arrows GeoPackage with its saved style, the effective strain rate, a centreline profile, a time
+series over a synthetic stack, and the flux-gate table (flux_gate.md), the forecast report's panels;
+also report.html itself.
 """
 from __future__ import annotations
 
@@ -32,10 +33,22 @@ def ridge(speed: np.ndarray, rows: range) -> list[tuple[int, int]]:
     return [(row, int(np.nanargmax(np.nan_to_num(speed[row], nan=-1.0)))) for row in rows]
 
 
+_APP: list = []  # the one QgsApplication of this process, alive until the process ends
+
+
+def qgis_app() -> object:
+    """Start QGIS once (headless) and keep it alive: a collected QgsApplication crashes the next render."""
+    if not _APP:
+        from qgis.core import QgsApplication
+
+        _APP.append(QgsApplication([], False))
+        _APP[0].initQgis()
+    return _APP[0]
+
+
 def render_mesh(netcdf: str, output: str) -> str:
     """The netCDF opened by QGIS as a mesh layer: speed as colour, velocity as QGIS's own mesh arrows."""
     from qgis.core import (
-        QgsApplication,
         QgsColorRampShader,
         QgsMapRendererParallelJob,
         QgsMapSettings,
@@ -47,8 +60,7 @@ def render_mesh(netcdf: str, output: str) -> str:
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
-    app = QgsApplication([], False)
-    app.initQgis()
+    qgis_app()
     layer = QgsMeshLayer(netcdf, "velocity", "mdal")
     provider = layer.dataProvider()
     groups = {provider.datasetGroupMetadata(i).name(): i for i in range(provider.datasetGroupCount())}
@@ -107,6 +119,31 @@ def forecast_panels(work: str, folder: str) -> str:
     return decode_figure(image[0], os.path.join(folder, "report_forecast.png"))
 
 
+def render_arrows(gpkg: str, output: str) -> str:
+    """The arrows GeoPackage of ``glacierflow:velocity_arrows`` as QGIS draws it: its saved default style
+    (rotated by direction, sized and coloured by speed), on a dark background."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings, QgsVectorLayer
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    from glacierflow.processing.velocity_arrows import save_arrow_style
+
+    qgis_app()
+    save_arrow_style(gpkg, coloured=True)
+    layer = QgsVectorLayer(gpkg, "flow arrows", "ogr")  # loads the default style saved in the GeoPackage
+    map_settings = QgsMapSettings()
+    map_settings.setLayers([layer])
+    map_settings.setDestinationCrs(layer.crs())
+    map_settings.setExtent(layer.extent().buffered(layer.extent().width() * 0.05))
+    map_settings.setOutputSize(QSize(600, 600))
+    map_settings.setBackgroundColor(QColor(30, 30, 30))
+    job = QgsMapRendererParallelJob(map_settings)
+    job.start()
+    job.waitForFinished()
+    job.renderedImage().save(output, "PNG")
+    return output
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
@@ -140,6 +177,8 @@ def main() -> None:
 
     netcdf = export.export_netcdf(pair, os.path.join(work, "velocity.nc"))
     render_mesh(netcdf, os.path.join(folder, "mesh_arrows.png"))
+    gpkg, _ = export.export_arrows(pair, os.path.join(work, "arrows.gpkg"))
+    render_arrows(gpkg, os.path.join(folder, "arrows_gpkg.png"))
 
     strain_path, rates = strain.write_strain_rates(pair, os.path.join(work, "strain.tif"), 60.0)
     figure = new_figure(6.0, 5.0)
