@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from ..errors import GlacierFlowError
 
 TEMPORARY_MARK = ".gftmp"  # in every temporary file name: ".<name>.<token>.gftmp<suffix>"
+# Temporaries this process handed out and has not yet committed or removed: never "stale", even when a
+# second writer to the same output (a corrected product written from its uncorrected one) looks for
+# leftovers of killed runs while the first is still in use.
+_LIVE: set[str] = set()
 
 
 def output_folder(path: str, create: bool = False) -> str:
@@ -37,11 +41,14 @@ def temporary_path(path: str, suffix: str = "", create_folder: bool = False) -> 
     """A hidden, unique temporary path beside ``path`` (``suffix`` keeps GDAL's format guess, e.g. ".tif")."""
     folder = output_folder(path, create_folder)
     token = uuid.uuid4().hex[:8]
-    return os.path.join(folder, f".{os.path.basename(path)}.{token}{TEMPORARY_MARK}{suffix}")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{token}{TEMPORARY_MARK}{suffix}")
+    _LIVE.add(temporary)
+    return temporary
 
 
 def remove_quietly(path: str) -> None:
     """Delete ``path`` and its GDAL ``.aux.xml`` sidecar if they exist (clean-up after a failed write)."""
+    _LIVE.discard(path)
     for candidate in (path, path + ".aux.xml"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(candidate)
@@ -50,6 +57,7 @@ def remove_quietly(path: str) -> None:
 def commit(temporary: str, path: str) -> str:
     """Move a complete ``temporary`` file onto ``path`` (atomically) and drop ``path``'s stale sidecar."""
     os.replace(temporary, path)
+    _LIVE.discard(temporary)
     with contextlib.suppress(FileNotFoundError):
         os.remove(path + ".aux.xml")
     with contextlib.suppress(FileNotFoundError):
@@ -93,7 +101,12 @@ def stale_temporaries(path: str) -> list[str]:
     """Temporary files a killed run left beside ``path`` (see :data:`TEMPORARY_MARK`)."""
     folder = os.path.dirname(os.path.abspath(path)) or "."
     pattern = os.path.join(glob.escape(folder), f".{glob.escape(os.path.basename(path))}.*{TEMPORARY_MARK}*")
-    return sorted(glob.glob(pattern))
+    return sorted(found for found in glob.glob(pattern) if not _in_use(found))
+
+
+def _in_use(found: str) -> bool:
+    """Whether ``found`` is (or sits beside, like its ``.ovr.tmp``) a temporary this process still uses."""
+    return any(found.startswith(live) for live in list(_LIVE))
 
 
 def remove_stale_temporaries(path: str) -> list[str]:
@@ -108,7 +121,8 @@ def stale_temporaries_in(folder: str) -> list[str]:
     """Temporary files a killed run left anywhere directly in ``folder`` (a job's work or report folder)."""
     if not os.path.isdir(folder):
         return []
-    return sorted(glob.glob(os.path.join(glob.escape(folder), f".*{TEMPORARY_MARK}*")))
+    found = glob.glob(os.path.join(glob.escape(folder), f".*{TEMPORARY_MARK}*"))
+    return sorted(path for path in found if not _in_use(os.path.abspath(path)))
 
 
 def remove_stale_temporaries_in(folder: str) -> list[str]:
