@@ -105,7 +105,7 @@ def main() -> None:
     two_all, two_tasks = timed_run(job("two", workers=2))
     megapixels = pair["pixels"] / 1e6
     print(f"Regional sample: {len(region.glacier_ids)} glaciers, {len(areas)} areas, {tasks} pairs, "
-          f"{args.size} x {args.size} px per area, horn_schunck; {os.cpu_count()} CPU(s), load average "
+          f"{args.size} x {args.size} px per area, engine {serial.engine}; {os.cpu_count()} CPU(s), load average "
           f"{os.getloadavg()[0]:.1f} at the end")
     print("| task | seconds | peak RSS (MB) | read (MB) |\n|---|---|---|---|")
     print(f"| interpreter + imports alone | {baseline['seconds']:.2f} | {baseline['peak_rss_mb']:.0f} | "

@@ -60,7 +60,8 @@ def start_algorithm(algorithm_id: str, parameters: dict[str, Any], feedback: Qgs
 
     ``on_executed(ok, results)`` is called in the main thread when the task ends; the context
     and feedback are kept alive here until then. Cancel with ``feedback.cancel()``: the
-    algorithm checks it once per tile.
+    algorithm checks it once per block. A run that finished just as the user cancelled is
+    reported as cancelled, and what it wrote is removed: a cancel always leaves no output.
 
     Raises:
         ValueError: the algorithm is not registered (the plugin's provider is not loaded).
@@ -73,7 +74,15 @@ def start_algorithm(algorithm_id: str, parameters: dict[str, Any], feedback: Qgs
     task = QgsProcessingAlgRunnerTask(algorithm, parameters, context, feedback)
     key = id(task)
     _IN_FLIGHT[key] = (task, context, feedback)
-    task.executed.connect(on_executed)
+
+    def executed(ok: bool, results: dict[str, Any]) -> None:
+        if feedback.isCanceled():  # finished just as the user cancelled (ok or not): nothing it wrote stays
+            for path in written_files(algorithm_id, results or {}):
+                remove_output(path)
+            ok, results = False, {}
+        on_executed(ok, results)
+
+    task.executed.connect(executed)
     task.executed.connect(lambda *_: _IN_FLIGHT.pop(key, None))
     QgsApplication.taskManager().addTask(task)
     return task, context
@@ -136,9 +145,7 @@ class AlgorithmChain(QObject):
 
     def _on_step_executed(self, ok: bool, results: dict[str, Any]) -> None:
         step = self.steps[self._index]
-        if not ok or self.feedback.isCanceled():
-            if ok:  # it finished just as the user cancelled: its output goes with the others
-                self.results[step.algorithm_id] = results
+        if not ok or self.feedback.isCanceled():  # a step that finished as the user cancelled removed its files
             self._finish(False)
             return
         self.results[step.algorithm_id] = results
@@ -161,12 +168,14 @@ class AlgorithmChain(QObject):
 
     def output_files(self) -> list[str]:
         """The files the finished steps wrote (their destination parameters' results)."""
-        files = []
-        for algorithm_id, results in self.results.items():
-            algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
-            names = [d.name() for d in algorithm.destinationParameterDefinitions()] if algorithm else []
-            files += [results[n] for n in names if isinstance(results.get(n), str) and os.path.isfile(results[n])]
-        return files
+        return [path for algorithm_id, results in self.results.items() for path in written_files(algorithm_id, results)]
+
+
+def written_files(algorithm_id: str, results: dict[str, Any]) -> list[str]:
+    """The files a finished run of ``algorithm_id`` wrote: its destination parameters' results."""
+    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+    names = [d.name() for d in algorithm.destinationParameterDefinitions()] if algorithm else []
+    return [results[n] for n in names if isinstance(results.get(n), str) and os.path.isfile(results[n])]
 
 
 def remove_output(path: str) -> None:

@@ -93,7 +93,9 @@ def test_cancel_stops_and_leaves_no_output(dock, big_sample, tmp_path, when):
     assert dock.cancel_button.isEnabled()
     dock.cancel()
     wait_for(dock)
-    assert dock.status == "Cancelled" and dock.progress.value() < 100
+    assert dock.status == "Cancelled"
+    if when == "at once":
+        assert dock.progress.value() < 100  # mid-run, the cancel may reach the job while it writes (bar at 100)
     assert "Cancelled: no output was written." in dock.log_view.toPlainText()
     assert os.listdir(tmp_path) == []
     assert dock.run_button.isEnabled() and not dock.cancel_button.isEnabled()
