@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 
@@ -46,18 +47,34 @@ def qgis_app() -> object:
     return _APP[0]
 
 
+def render_layer(layer: Any, extent: Any, output: str) -> str:
+    """``layer`` drawn by QGIS over ``extent`` (its CRS) on a dark background, 600 x 600 px, to ``output``."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    map_settings = QgsMapSettings()
+    map_settings.setLayers([layer])
+    map_settings.setDestinationCrs(layer.crs())
+    map_settings.setExtent(extent)
+    map_settings.setOutputSize(QSize(600, 600))
+    map_settings.setBackgroundColor(QColor(30, 30, 30))
+    job = QgsMapRendererParallelJob(map_settings)
+    job.start()
+    job.waitForFinished()
+    job.renderedImage().save(output, "PNG")
+    return output
+
+
 def render_mesh(netcdf: str, output: str) -> str:
     """The netCDF opened by QGIS as a mesh layer: speed as colour, velocity as QGIS's own mesh arrows."""
     from qgis.core import (
         QgsColorRampShader,
-        QgsMapRendererParallelJob,
-        QgsMapSettings,
         QgsMeshLayer,
         QgsMeshRendererVectorArrowSettings,
         QgsMeshRendererVectorSettings,
         QgsStyle,
     )
-    from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
     qgis_app()
@@ -89,17 +106,7 @@ def render_mesh(netcdf: str, output: str) -> str:
     arrows.setArrowsSettings(arrow_settings)
     settings.setVectorSettings(vector, arrows)
     layer.setRendererSettings(settings)
-    map_settings = QgsMapSettings()
-    map_settings.setLayers([layer])
-    map_settings.setDestinationCrs(layer.crs())
-    map_settings.setExtent(layer.extent())
-    map_settings.setOutputSize(QSize(600, 600))
-    map_settings.setBackgroundColor(QColor(30, 30, 30))
-    job = QgsMapRendererParallelJob(map_settings)
-    job.start()
-    job.waitForFinished()
-    job.renderedImage().save(output, "PNG")
-    return output
+    return render_layer(layer, layer.extent(), output)
 
 
 def forecast_panels(work: str, folder: str) -> str:
@@ -122,26 +129,14 @@ def forecast_panels(work: str, folder: str) -> str:
 def render_arrows(gpkg: str, output: str) -> str:
     """The arrows GeoPackage of ``glacierflow:velocity_arrows`` as QGIS draws it: its saved default style
     (rotated by direction, sized and coloured by speed), on a dark background."""
-    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings, QgsVectorLayer
-    from qgis.PyQt.QtCore import QSize
-    from qgis.PyQt.QtGui import QColor
+    from qgis.core import QgsVectorLayer
 
     from glacierflow.processing.velocity_arrows import save_arrow_style
 
     qgis_app()
     save_arrow_style(gpkg, coloured=True)
     layer = QgsVectorLayer(gpkg, "flow arrows", "ogr")  # loads the default style saved in the GeoPackage
-    map_settings = QgsMapSettings()
-    map_settings.setLayers([layer])
-    map_settings.setDestinationCrs(layer.crs())
-    map_settings.setExtent(layer.extent().buffered(layer.extent().width() * 0.05))
-    map_settings.setOutputSize(QSize(600, 600))
-    map_settings.setBackgroundColor(QColor(30, 30, 30))
-    job = QgsMapRendererParallelJob(map_settings)
-    job.start()
-    job.waitForFinished()
-    job.renderedImage().save(output, "PNG")
-    return output
+    return render_layer(layer, layer.extent().buffered(layer.extent().width() * 0.05), output)
 
 
 def main() -> None:

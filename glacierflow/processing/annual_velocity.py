@@ -21,13 +21,12 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
 )
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
-from . import grid_params, report_step
+from . import grid_params, report_step, season_params
 from . import imagery_params as imagery
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
@@ -107,12 +106,12 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     FOLDER = imagery.FOLDER
     AREA = imagery.AREA
     EXTENT = imagery.EXTENT
-    YEAR_A = "YEAR_A"
-    YEAR_B = "YEAR_B"
-    RULE = "RULE"
-    MIN_DAYS = "MIN_DAYS"
-    MAX_DAYS = "MAX_DAYS"
-    MAX_PAIRS_PER_SCENE = "MAX_PAIRS_PER_SCENE"
+    YEAR_A = season_params.YEAR_A
+    YEAR_B = season_params.YEAR_B
+    RULE = season_params.RULE
+    MIN_DAYS = season_params.MIN_DAYS
+    MAX_DAYS = season_params.MAX_DAYS
+    MAX_PAIRS_PER_SCENE = season_params.MAX_PAIRS_PER_SCENE
     SEASON_START = "SEASON_START"
     SEASON_END = "SEASON_END"
     REMOVE_PAIR_OFFSETS = "REMOVE_PAIR_OFFSETS"
@@ -139,30 +138,14 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         imagery.add_source_parameters(self, recursive=False)
         imagery.add_area_parameters(self)
-        from ..core.imagery import RULES
         from ..core.imagery.seasons import AUTO_MONTHS
 
-        self.addParameter(QgsProcessingParameterEnum(
-            self.RULE, "Pairing rule", options=list(RULES), defaultValue=RULES[0], usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.YEAR_A, "Year A (the year its season ends in; empty: the latest season(s) with scenes)",
-            QgsProcessingParameterNumber.Type.Integer, None, optional=True, minValue=1972, maxValue=2100))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.YEAR_B, "Year B (cross_year, empty: year A + 1; other rules: the last season, empty: year A)",
-            QgsProcessingParameterNumber.Type.Integer, None, optional=True, minValue=1972, maxValue=2100))
+        season_params.add_pairing_parameters(self)
         imagery.add_filter_parameters(self)
         months = self.parameterDefinition(self.MONTHS)
-        months.setDescription("Months (auto: 6-10 north, 12-3 south; 11-3 wraps the new year; empty: all)")
+        months.setDescription(season_params.MONTHS_LABEL)
         months.setDefaultValue(AUTO_MONTHS)
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_DAYS, "Minimum interval (days; interval and sequential rules)",
-            QgsProcessingParameterNumber.Type.Double, 5.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MAX_DAYS, "Maximum interval (days; interval and sequential rules)",
-            QgsProcessingParameterNumber.Type.Double, 40.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MAX_PAIRS_PER_SCENE, "Maximum pairs per scene (0: no cap)",
-            QgsProcessingParameterNumber.Type.Integer, 10, minValue=0))
+        season_params.add_interval_parameters(self)
         for name, label in ((self.SEASON_START, "Season start (date, optional: instead of months and years)"),
                             (self.SEASON_END, "Season end (date, optional)")):
             date = QgsProcessingParameterString(name, label, optional=True)
@@ -217,17 +200,10 @@ class AnnualVelocityAlgorithm(GlacierFlowAlgorithm):
         job = AnnualJob(
             folder=self.parameterAsFile(parameters, self.FOLDER, context),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            year_a=self.optional_int(parameters, self.YEAR_A, context),
-            year_b=self._optional(parameters, self.YEAR_B, lambda: self.parameterAsInt(
-                parameters, self.YEAR_B, context)),
             area=imagery.area_from_parameters(self, parameters, context),
-            months=self.parameterAsString(parameters, self.MONTHS, context),
             max_cloud=self._optional(parameters, self.MAX_CLOUD, lambda: self.parameterAsDouble(
                 parameters, self.MAX_CLOUD, context)),
-            rule=self.parameterAsEnumString(parameters, self.RULE, context) or "cross_year",
-            min_days=self.parameterAsDouble(parameters, self.MIN_DAYS, context),
-            max_days=self.parameterAsDouble(parameters, self.MAX_DAYS, context),
-            max_pairs_per_scene=self.parameterAsInt(parameters, self.MAX_PAIRS_PER_SCENE, context),
+            **season_params.season_options(self, parameters, context),
             season_start=self.parameterAsString(parameters, self.SEASON_START, context).strip(),
             season_end=self.parameterAsString(parameters, self.SEASON_END, context).strip(),
             remove_pair_offsets=self.parameterAsBoolean(parameters, self.REMOVE_PAIR_OFFSETS, context),

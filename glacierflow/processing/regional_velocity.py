@@ -22,6 +22,7 @@ from qgis.core import (
 
 from ..core.velocity.flow import ENGINE_NAMES, default_engine_name
 from . import imagery_params as imagery
+from . import season_params
 from .base import GlacierFlowAlgorithm
 from .feedback import ProcessingFeedback
 
@@ -65,12 +66,12 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
     FOLDER = imagery.FOLDER
     MONTHS = imagery.MONTHS
     MAX_CLOUD = imagery.MAX_CLOUD
-    YEAR_A = "YEAR_A"
-    YEAR_B = "YEAR_B"
-    RULE = "RULE"
-    MIN_DAYS = "MIN_DAYS"
-    MAX_DAYS = "MAX_DAYS"
-    MAX_PAIRS_PER_SCENE = "MAX_PAIRS_PER_SCENE"
+    YEAR_A = season_params.YEAR_A
+    YEAR_B = season_params.YEAR_B
+    RULE = season_params.RULE
+    MIN_DAYS = season_params.MIN_DAYS
+    MAX_DAYS = season_params.MAX_DAYS
+    MAX_PAIRS_PER_SCENE = season_params.MAX_PAIRS_PER_SCENE
     ENGINE = "ENGINE"
     GROUP_DISTANCE = "GROUP_DISTANCE"
     MIN_AREA = "MIN_AREA"
@@ -86,7 +87,6 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
     HELP = HELP_TEXT
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        from ..core.imagery import RULES
         from ..core.imagery.seasons import AUTO_MONTHS
 
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -95,29 +95,13 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
             self.ID_FIELD, "Glacier id field (empty: RGIId or the like)", parentLayerParameterName=self.OUTLINES,
             optional=True))
         imagery.add_source_parameters(self, recursive=False)
-        self.addParameter(QgsProcessingParameterEnum(
-            self.RULE, "Pairing rule", options=list(RULES), defaultValue=RULES[0], usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.YEAR_A, "Year A (the year its season ends in; empty: the latest season(s) with scenes)",
-            QgsProcessingParameterNumber.Type.Integer, None, optional=True, minValue=1972, maxValue=2100))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.YEAR_B, "Year B (cross_year, empty: year A + 1; other rules: the last season, empty: year A)",
-            QgsProcessingParameterNumber.Type.Integer, None, optional=True, minValue=1972, maxValue=2100))
+        season_params.add_pairing_parameters(self)
         self.addParameter(QgsProcessingParameterString(
-            self.MONTHS, "Months (auto: 6-10 north, 12-3 south; 11-3 wraps the new year; empty: all)",
-            defaultValue=AUTO_MONTHS, optional=True))
+            self.MONTHS, season_params.MONTHS_LABEL, defaultValue=AUTO_MONTHS, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_CLOUD, "Maximum cloud cover (%)", QgsProcessingParameterNumber.Type.Double, None, optional=True,
             minValue=0.0, maxValue=100.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_DAYS, "Minimum interval (days; interval and sequential rules)",
-            QgsProcessingParameterNumber.Type.Double, 5.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MAX_DAYS, "Maximum interval (days; interval and sequential rules)",
-            QgsProcessingParameterNumber.Type.Double, 40.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MAX_PAIRS_PER_SCENE, "Maximum pairs per scene (0: no cap)",
-            QgsProcessingParameterNumber.Type.Integer, 10, minValue=0))
+        season_params.add_interval_parameters(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.ENGINE, "Optical-flow engine", options=list(ENGINE_NAMES), defaultValue=default_engine_name(),
             usesStaticStrings=True))
@@ -153,14 +137,8 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
             folder=self.parameterAsFile(parameters, self.FOLDER, context),
             source=self.parameterAsEnumString(parameters, self.SOURCE, context),
             id_field=(self.parameterAsFields(parameters, self.ID_FIELD, context) or [""])[0],
-            year_a=self.optional_int(parameters, self.YEAR_A, context),
-            year_b=self.optional_int(parameters, self.YEAR_B, context),
-            months=self.parameterAsString(parameters, self.MONTHS, context),
             max_cloud=self.optional_double(parameters, self.MAX_CLOUD, context),
-            rule=self.parameterAsEnumString(parameters, self.RULE, context) or "cross_year",
-            min_days=self.parameterAsDouble(parameters, self.MIN_DAYS, context),
-            max_days=self.parameterAsDouble(parameters, self.MAX_DAYS, context),
-            max_pairs_per_scene=self.parameterAsInt(parameters, self.MAX_PAIRS_PER_SCENE, context),
+            **season_params.season_options(self, parameters, context),
             engine=self.parameterAsEnumString(parameters, self.ENGINE, context),
             group_distance_m=self.parameterAsDouble(parameters, self.GROUP_DISTANCE, context),
             min_area_km2=self.parameterAsDouble(parameters, self.MIN_AREA, context),
