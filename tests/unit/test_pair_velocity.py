@@ -254,3 +254,15 @@ def test_offset_correction_removes_a_coregistration_shift(sample, tmp_path):
                                             "v_True.tif"]  # the uncorrected intermediate is gone
     with pytest.raises(GlacierFlowError, match="needs stable ground"):
         run_pair_job(PairJob(sample.image_a, shifted, str(tmp_path / "w.tif"), correct_offset=True))
+
+
+def test_the_product_does_not_depend_on_the_thread_count(sample, tmp_path):
+    """Default block sizes: one thread (a Dask worker) and two (this machine) cut the same blocks."""
+    products = []
+    for workers in (1, 2, 3):
+        output = tmp_path / f"v{workers}.tif"
+        run_pair_job(PairJob(sample.image_a, sample.image_b, str(output), engine="hybrid", workers=workers))
+        products.append(_bands(output))
+    for other in products[1:]:
+        for name in ("vx", "vy", "valid"):
+            assert np.array_equal(products[0][name], other[name], equal_nan=True), name

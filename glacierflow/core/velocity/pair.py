@@ -50,6 +50,9 @@ DEFAULT_BYTES_PER_PIXEL = 160
 # operations) hold the GIL: threads did not overlap them (measured 1.0 core of 2 on Yahtse), so they
 # run their blocks one at a time, in as few blocks as memory allows (no margin overhead).
 GIL_BOUND_ENGINES = ("ncc", "horn_schunck")
+# Rows of blocks a scene is cut into at least (engines that free the GIL): work for two threads. Fixed, not
+# the core count, so that the same pair gives the same product on any machine.
+PARALLEL_ROWS = 2
 GDAL_CACHE_MB = 64  # GDAL block cache while the job runs (restored after): the COG writer needs little
 
 
@@ -237,11 +240,20 @@ class Block:
         return slice(top, top + self.own.height), slice(left, left + self.own.width)
 
 
+def parallel_rows(engine: str) -> int:
+    """The fewest rows of blocks a scene tall enough is cut into, so that threads have blocks to share.
+
+    It depends on the engine only, never on this machine's cores or the thread count: the blocks, and so
+    the product, are the same on a laptop, in QGIS and on every Dask worker.
+    """
+    return 1 if engine in GIL_BOUND_ENGINES else PARALLEL_ROWS
+
+
 def block_rows(height: int, width: int, margin: int, workers: int) -> list[list[Block]]:
     """Blocks of a (height, width) px scene by row of blocks, top to bottom; each with ``margin`` px of context.
 
     Blocks stay under :data:`MAX_BLOCK_PIXELS` with their margins; a scene is cut into at least
-    ``workers`` rows of blocks (when it is tall enough) so that every worker has one to track.
+    ``workers`` rows of blocks (when it is tall enough; the job passes :func:`parallel_rows`).
     """
     n_cols = max(1, math.ceil(width / MAX_BLOCK_WIDTH))
     own_width = math.ceil(width / n_cols)
@@ -283,7 +295,7 @@ def _track_blocks(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine
                   settings: TrackSettings, days: float, outlines: GlacierOutlines | None, writer: ProductWriter,
                   feedback: Feedback) -> dict[str, float]:
     """Track every block in a thread pool and write the product strip by strip (row of blocks)."""
-    rows = block_rows(grid.height, grid.width, job.margin, thread_count(job))
+    rows = block_rows(grid.height, grid.width, job.margin, parallel_rows(job.engine))
     largest = max(b.read.width * b.read.height for row in rows for b in row)
     workers = worker_count(job, largest)
     total = sum(len(row) for row in rows)

@@ -479,6 +479,11 @@ class SerialRunner:
         self.feedback.info(f"Task {self.finished} finished: {key}")
         return value
 
+    @staticmethod
+    def pair_options(options: dict[str, Any]) -> dict[str, Any]:
+        """A pair task here uses every core for its blocks (the pair job's own threads)."""
+        return dict(options)
+
     def results(self, handles: list[Any], feedback: Feedback) -> list[Any]:
         feedback.progress(100.0)
         return handles
@@ -496,6 +501,12 @@ class DaskRunner:
         self.cluster = getattr(self.client, "cluster", None)  # the LocalCluster this job started, if any
         self.dashboard = str(getattr(self.client, "dashboard_link", "") or "")
         self.handles: list[Any] = []
+
+    @staticmethod
+    def pair_options(options: dict[str, Any]) -> dict[str, Any]:
+        """One thread per pair task (unless set): Dask's workers are the parallelism, one core each. The
+        product does not change (its blocks do not depend on the thread count)."""
+        return {"workers": 1, **options}
 
     def submit(self, function: Any, *args: Any, key: str = "") -> Any:
         future = self.client.submit(function, *args, key=key or None, retries=self.retries, pure=False)
@@ -657,8 +668,9 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
                 results.append({"path": path, "error": ""})
                 skipped += 1
             else:
-                results.append(runner.submit(compute_pair, pair, work, job.engine, outlines, job.pair_options,
-                                             area.grid, key=f"pair-{area.id}-{os.path.basename(path)}"))
+                results.append(runner.submit(compute_pair, pair, work, job.engine, outlines,
+                                             runner.pair_options(job.pair_options), area.grid,
+                                             key=f"pair-{area.id}-{os.path.basename(path)}"))
                 run += 1
         table = os.path.join(job.output, AREAS_FOLDER, area.id, "pairs.csv")
         all_done = len(results) == skipped_here(results)
