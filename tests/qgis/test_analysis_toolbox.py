@@ -1,11 +1,7 @@
 """The analysis algorithms (issue 17) through processing.run and qgis_process, as a user runs them."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +18,7 @@ from qgis.core import (
     QgsSymbolLayer,
     QgsVectorLayer,
 )
-
-import glacierflow
+from qgis_process_runner import run_json
 
 ANALYSIS_IDS = ["velocity_arrows", "export_netcdf", "strain_rates", "velocity_profile",
                 "velocity_time_series", "flux_gate",
@@ -107,18 +102,10 @@ def test_netcdf_loads_as_a_mesh_with_a_vector_group(plugin, rotation, tmp_path):
 def test_arrows_through_qgis_process(rotation, tmp_path):
     """The headless API exactly as a user's script calls it."""
     _, path, _ = rotation
-    env = dict(os.environ)
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"),
-               QGIS_PLUGINPATH=str(Path(glacierflow.__path__[0]).parent),
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p.endswith("site-packages")))
-    binary = os.environ.get("QGIS_PROCESS", "qgis_process.bin")
-    subprocess.run([binary, "plugins", "enable", "glacierflow"], env=env, capture_output=True, check=True)
     output = tmp_path / "arrows.gpkg"
-    completed = subprocess.run(
-        [binary, "--json", "run", "glacierflow:velocity_arrows", "--", f"INPUT={path}", "SPACING=10",
-         f"OUTPUT={output}"], env=env, capture_output=True, text=True, timeout=300)
+    completed, answer = run_json("velocity_arrows", {"INPUT": path, "SPACING": 10, "OUTPUT": output},
+                                 tmp_path / "profile")
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    answer = json.loads(completed.stdout[completed.stdout.index("{"):])
     assert answer["results"]["OUTPUT"] == str(output)
     assert answer["results"]["ARROW_COUNT"] > 20
     assert QgsVectorLayer(str(output), "arrows", "ogr").featureCount() == answer["results"]["ARROW_COUNT"]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from qgis_process_runner import qgis_process_env
 
-import glacierflow
 from glacierflow.core.io.atomic import TEMPORARY_MARK
 from training.sample import write_sample
 
@@ -22,19 +20,9 @@ def large_sample(tmp_path_factory):
     return write_sample(str(tmp_path_factory.mktemp("kill_sample")), shape=(1024, 1024))
 
 
-def _environment(profile: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile),
-               QGIS_PLUGINPATH=str(Path(glacierflow.__path__[0]).parent),
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p.endswith("site-packages")))
-    return env
-
-
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_killed_run_stops_promptly_and_leaves_nothing(large_sample, tmp_path, stop):
-    env = _environment(tmp_path / "profile")
-    binary = os.environ.get("QGIS_PROCESS", "qgis_process.bin")
-    subprocess.run([binary, "plugins", "enable", "glacierflow"], env=env, capture_output=True, check=True)
+    binary, env = qgis_process_env(tmp_path / "profile")
     out = tmp_path / "out"
     out.mkdir()
     process = subprocess.Popen(

@@ -3,8 +3,6 @@ algorithms run (through qgis_process, with nothing of the repository on the Pyth
 from __future__ import annotations
 
 import configparser
-import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -13,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
+from qgis_process_runner import qgis_process_env, run_json
 
 from training.sample import write_sample
 
@@ -60,23 +59,15 @@ def test_the_zip_installs_into_a_fresh_profile_and_its_algorithms_run(plugin_zip
     plugins = tmp_path / "plugins"
     zipfile.ZipFile(plugin_zip).extractall(plugins)
     sample = write_sample(str(tmp_path / "sample"), shape=(128, 160))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"),
-               QGIS_PLUGINPATH=str(plugins),
-               # the venv's packages (numpy, OpenCV, onnxruntime) only: no repository on the path
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p.endswith("site-packages")))
-    binary = os.environ.get("QGIS_PROCESS", "qgis_process.bin")
-    subprocess.run([binary, "plugins", "enable", "glacierflow"], env=env, capture_output=True, check=True)
     output = tmp_path / "velocity.tif"
-    completed = subprocess.run(
-        [binary, "--json", "run", "glacierflow:velocity_pair", "--", f"IMAGE_A={sample.image_a}",
-         f"IMAGE_B={sample.image_b}", "ENGINE=farneback", f"OUTPUT={output}"],
-        env=env, capture_output=True, text=True, timeout=300)
+    completed, answer = run_json("velocity_pair", {"IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b,
+                                                   "ENGINE": "farneback", "OUTPUT": output},
+                                 tmp_path / "profile", plugins=str(plugins))  # the zip's copy, no repository
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    answer = json.loads(completed.stdout[completed.stdout.index("{"):])
     assert answer["results"]["OUTPUT"] == str(output)
     dataset = gdal.Open(str(output))  # held: a band outlives no dataset
     speed = dataset.GetRasterBand(3).ReadAsArray()
     assert np.nanmax(speed) > 20.0
+    binary, env = qgis_process_env(tmp_path / "profile", str(plugins))
     listing = subprocess.run([binary, "list"], env=env, capture_output=True, text=True, timeout=120).stdout
     assert "glacierflow:annual_velocity" in listing and "glacierflow:forecast_ndsi" in listing

@@ -1,16 +1,14 @@
 """The plugin inside real QGIS: loading, provider registration, and the algorithm through Processing."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsProcessingException, QgsRasterLayer
+from qgis_process_runner import run_json
 
 import glacierflow
 from training.sample import write_sample
@@ -115,21 +113,11 @@ def test_cancel_leaves_no_output(plugin, sample, tmp_path):
 
 def test_qgis_process_json_run(sample, tmp_path):
     """The headless API exactly as a user's script calls it."""
-    env = dict(os.environ)
     plugins = Path(glacierflow.__file__).resolve().parent
-    profile = tmp_path / "profile"
-    env.update(QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile),
-               QGIS_PLUGINPATH=str(Path(glacierflow.__path__[0]).parent),
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p.endswith("site-packages")))
-    binary = os.environ.get("QGIS_PROCESS", "qgis_process.bin")
-    subprocess.run([binary, "plugins", "enable", "glacierflow"], env=env, capture_output=True, check=True)
     output = tmp_path / "velocity.tif"
-    completed = subprocess.run(
-        [binary, "--json", "run", "glacierflow:velocity_pair", "--", f"IMAGE_A={sample.image_a}",
-         f"IMAGE_B={sample.image_b}", "ENGINE=farneback", f"OUTPUT={output}"],
-        env=env, capture_output=True, text=True, timeout=300)
+    completed, answer = run_json("velocity_pair", {"IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b,
+                                                   "ENGINE": "farneback", "OUTPUT": output}, tmp_path / "profile")
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    answer = json.loads(completed.stdout[completed.stdout.index("{"):])
     assert answer["results"]["OUTPUT"] == str(output)
     dataset = gdal.Open(str(output))
     speed = dataset.GetRasterBand(3).ReadAsArray()
