@@ -70,6 +70,9 @@ be chosen for any classical engine; the paper's choice is <code>sobel</code>.</l
 whole blocks).</li>
 <li><b>Output CRS / pixel size / extent</b> (advanced, optional): a grid of your own instead of image
 A's; the grid is then north-up with its edges on whole multiples of the pixel size (m).</li>
+<li><b>Fastest expected speed</b> (advanced, m/yr, 0 by default): with the <code>ncc</code> engine
+its search range is this speed's displacement over the pair's interval plus 4 px (as autoRIFT and
+GIV size their search from a maximum speed); 0 keeps the engine's 36 px.</li>
 <li><b>RAFT model</b> (advanced, optional): an .onnx file of your own, for example the output of
 <i>Fine-tune RAFT on your image pairs</i>.</li>
 </ul>
@@ -101,6 +104,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     MODEL = "MODEL"
+    MAX_SPEED = "MAX_SPEED"
     OUTPUT = "OUTPUT"
 
     ALGORITHM_ID = "velocity_pair"
@@ -142,6 +146,11 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
         grid_params.add_grid_parameters(self, "Output pixel size (m, 0: image A's)",
                                         "Output CRS (empty: image A's; the automatic one for an image in degrees)",
                                         extent=True)
+        max_speed = QgsProcessingParameterNumber(
+            self.MAX_SPEED, "Fastest expected speed (m/yr, 0: the engine's default; sets the NCC search range)",
+            QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0)
+        max_speed.setFlags(max_speed.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(max_speed)
         model = QgsProcessingParameterFile(self.MODEL, "RAFT model (.onnx)", extension="onnx", optional=True)
         model.setFlags(model.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(model)
@@ -171,6 +180,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             grid_spec=grid_params.grid_spec(
                 self, parameters, context, self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()),
             engine_params=self.raft_model(parameters, context),
+            max_speed=self.parameterAsDouble(parameters, self.MAX_SPEED, context),
         )
         report = report_step.report_path(self, parameters, context)
         core_feedback = ProcessingFeedback(feedback)

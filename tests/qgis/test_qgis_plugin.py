@@ -62,6 +62,27 @@ def test_preprocessing_is_chosen_per_engine_or_by_the_user(plugin, sample, tmp_p
         assert gdal.Open(output).GetMetadataItem("PREPROCESSING") == expected
 
 
+def test_max_speed_sets_the_ncc_search_range_through_processing(plugin, sample, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    lines = []
+
+    class Log(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802 (Qt's name)
+            lines.append(info)
+
+    parameter = QgsApplication.processingRegistry().algorithmById("glacierflow:velocity_pair") \
+        .parameterDefinition("MAX_SPEED")
+    assert parameter.defaultValue() == 0.0 and parameter.minimum() == 0.0
+    processing.run("glacierflow:velocity_pair", {
+        "IMAGE_A": sample.image_a, "IMAGE_B": sample.image_b, "ENGINE": "ncc", "MAX_SPEED": 3650.0,
+        "OUTPUT": str(tmp_path / "v.tif")}, feedback=Log())
+    days = float(gdal.Open(str(tmp_path / "v.tif")).GetMetadataItem("INTERVAL_DAYS"))
+    search = int(np.ceil(3650.0 * days / 365.25 / 10.0)) + 4
+    assert any(f"NCC search range +-{search} px" in line for line in lines), lines
+
+
 def test_processing_run_on_the_sample_loads_a_styled_layer(plugin, sample, tmp_path):
     import processing
 

@@ -266,3 +266,32 @@ def test_the_product_does_not_depend_on_the_thread_count(sample, tmp_path):
     for other in products[1:]:
         for name in ("vx", "vy", "valid"):
             assert np.array_equal(products[0][name], other[name], equal_nan=True), name
+
+
+def test_max_speed_sets_the_ncc_search_range(sample, tmp_path):
+    from glacierflow.core.velocity.pair import engine_params
+
+    one_px_per_day = PairJob("a", "b", "o", engine="ncc", max_speed=365.25 * 10.0)  # 10 m/day on 10 m pixels
+    assert engine_params(one_px_per_day, 12.0, 10.0) == {"search": 12 + 4}
+    assert engine_params(PairJob("a", "b", "o", engine="ncc", max_speed=3650.0, engine_params={"search": 9}),
+                         12.0, 10.0) == {"search": 9}  # an explicit search range wins
+    assert engine_params(PairJob("a", "b", "o", engine="hybrid", max_speed=3650.0), 12.0, 10.0) == {}
+    with pytest.raises(GlacierFlowError, match="maximum expected speed"):
+        engine_params(PairJob("a", "b", "o", engine="ncc", max_speed=-1.0), 12.0, 10.0)
+
+    truth = _truth(sample)
+    fastest = float(np.nanmax(np.hypot(truth["vx"], truth["vy"])))
+    lines = []
+
+    class Log(Feedback):
+        def info(self, message):
+            lines.append(message)
+
+    output = tmp_path / "v.tif"
+    result = run_pair_job(PairJob(sample.image_a, sample.image_b, str(output), outlines=sample.outlines,
+                                  engine="ncc", max_speed=1.2 * fastest), Log())
+    expected = int(np.ceil(1.2 * fastest * result.interval_days / 365.25 / 10.0)) + 4
+    assert any(f"NCC search range +-{expected} px" in line for line in lines), lines
+    product = _bands(output)
+    per_px = 10.0 * 365.25 / result.interval_days
+    assert _errors_px(product, truth, product["glacier"] == 1, per_px)[0] < 0.7

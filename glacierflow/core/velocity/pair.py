@@ -35,6 +35,7 @@ from ..products import velocity as velocity_product
 from ..products.velocity import GLACIER_BAND, PAIR_BANDS
 from .convert import displacement_to_velocity, speed
 from .flow import MOST_ACCURATE_ENGINE, FlowEngine, create_engine
+from .flow.ncc import search_from_speed
 from .plausibility import check_pair_inputs
 from .preprocess import band_statistics, check_mode, default_preprocessing, prepare_for_flow
 from .tracking import MIN_TEXTURE_SNR, MIN_VALID_FRACTION, TrackedBlock, TrackSettings, track_block
@@ -72,7 +73,8 @@ class PairJob:
     RAFT fine-tuning uses for its labels; the pair job's texture test is ``min_texture_snr``.
     ``correct_offset`` removes the median stable-ground velocity (co-registration offset) with
     ``validation.stable_ground``: stable ground is ``stable_areas`` (polygons, any CRS) or, without
-    them, everything off ``outlines``.
+    them, everything off ``outlines``. ``max_speed`` (m/yr, 0: the engine's default) is the fastest speed
+    expected: it sets the NCC engine's search range for the pair's interval and pixel size.
     """
 
     image_a: str
@@ -99,6 +101,7 @@ class PairJob:
     memory_mb: int = 1024
     stable_areas: str | None = None
     correct_offset: bool = False
+    max_speed: float = 0.0
 
 
 @dataclass
@@ -137,7 +140,10 @@ def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
     stats_b = band_statistics(sample_windows(source_b, grid), "Image B")
     settings = track_settings(job)
     outlines = GlacierOutlines(job.outlines, grid.crs_wkt) if job.outlines else None
-    engine = create_engine(job.engine, **job.engine_params)
+    engine = create_engine(job.engine, **engine_params(job, days, grid.pixel_size[0]))
+    if job.max_speed > 0 and job.engine == "ncc":
+        feedback.info(f"NCC search range +-{getattr(engine, 'search', '?')} px for {job.max_speed:g} m/yr over "
+                      f"{days:.2f} days")
     engine_metadata = _describe_engine(engine, feedback)
     feedback.info(f"Engine {job.engine} on {settings.preprocessing} input, {job.median_size} px median, "
                   f"forward-backward check {'on' if job.consistency_check else 'off'}")
@@ -162,6 +168,17 @@ def run_pair_job(job: PairJob, feedback: Feedback | None = None) -> PairResult:
                   f"median speed {summary['median_speed']:.1f} m/yr, 95th percentile {summary['p95_speed']:.1f} m/yr")
     return PairResult(job.output, style, grid, acq_a, acq_b, days, job.engine, summary["valid_fraction"],
                       summary["median_speed"], summary["p95_speed"], seconds, metadata)
+
+
+def engine_params(job: PairJob, days: float, pixel_size_m: float) -> dict[str, Any]:
+    """The engine's parameters: ``job.engine_params``, plus the NCC search range (px) that ``job.max_speed``
+    (m/yr) needs over ``days`` on ``pixel_size_m`` m pixels (an explicit ``search`` wins)."""
+    params = dict(job.engine_params)
+    if job.max_speed < 0:
+        raise GlacierFlowError(f"The maximum expected speed must be 0 (engine default) or more m/yr, got {job.max_speed}.")
+    if job.engine == "ncc" and job.max_speed > 0:
+        params.setdefault("search", search_from_speed(job.max_speed, days, pixel_size_m))
+    return params
 
 
 def _correct_offset(job: PairJob, tracked: str, feedback: Feedback) -> dict[str, str]:
