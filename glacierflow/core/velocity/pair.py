@@ -175,7 +175,8 @@ def engine_params(job: PairJob, days: float, pixel_size_m: float) -> dict[str, A
     (m/yr) needs over ``days`` on ``pixel_size_m`` m pixels (an explicit ``search`` wins)."""
     params = dict(job.engine_params)
     if job.max_speed < 0:
-        raise GlacierFlowError(f"The maximum expected speed must be 0 (engine default) or more m/yr, got {job.max_speed}.")
+        raise GlacierFlowError(f"The maximum expected speed must be 0 (engine default) or more m/yr, "
+                               f"got {job.max_speed}.")
     if job.engine == "ncc" and job.max_speed > 0:
         params.setdefault("search", search_from_speed(job.max_speed, days, pixel_size_m))
     return params
