@@ -266,3 +266,23 @@ def test_the_product_does_not_depend_on_the_thread_count(sample, tmp_path):
     for other in products[1:]:
         for name in ("vx", "vy", "valid"):
             assert np.array_equal(products[0][name], other[name], equal_nan=True), name
+
+
+@pytest.mark.parametrize("engine", ["dis", "farneback"])
+def test_a_blocks_kept_rows_equal_the_whole_blocks_rows(sample, engine):
+    """Post-processing only the kept rows (texture, FB check, median with its context) changes no value."""
+    from glacierflow.core.io.raster import BandSource
+    from glacierflow.core.velocity.flow import create_engine
+    from glacierflow.core.velocity.pair import sample_windows, track_settings
+    from glacierflow.core.velocity.preprocess import band_statistics
+    from glacierflow.core.velocity.tracking import track_block
+
+    sources = [BandSource.open(path) for path in (sample.image_a, sample.image_b)]
+    stats = tuple(band_statistics(sample_windows(source, source.grid)) for source in sources)
+    band_a, band_b = (source.read(sources[0].grid) for source in sources)
+    settings = track_settings(PairJob("a", "b", "out", engine=engine))
+    whole = track_block(create_engine(engine), band_a, band_b, stats, settings)
+    for keep in (slice(0, 100), slice(150, 260), slice(300, 384)):
+        part = track_block(create_engine(engine), band_a, band_b, stats, settings, keep)
+        for name in ("dx", "dy", "trust", "data"):
+            assert np.array_equal(getattr(part, name), getattr(whole, name)[keep], equal_nan=True), (keep, name)
