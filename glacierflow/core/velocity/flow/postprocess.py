@@ -58,8 +58,10 @@ def nan_medians(fields: list[np.ndarray], size: int, step: int = 1, rows: slice 
     half = size // 2
     offset = half % step  # the sampled lattice passes through the window's centre
     samples = len(range(offset, size, step))  # per axis
-    outputs, tasks = [], []
-    mask, class_counts = None, {}
+    outputs: list[np.ndarray] = []
+    tasks: list[tuple[np.ndarray, np.ndarray, np.ndarray, slice]] = []
+    mask: np.ndarray | None = None
+    class_counts: dict[tuple[int, int], np.ndarray] = {}  # finite values per window, per parity class
     for field in fields:
         field = np.asarray(field, dtype=np.float32)
         finite = np.isfinite(field[max(0, rows.start - half):rows.stop + half])
