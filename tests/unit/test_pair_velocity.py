@@ -286,3 +286,13 @@ def test_a_blocks_kept_rows_equal_the_whole_blocks_rows(sample, engine):
         part = track_block(create_engine(engine), band_a, band_b, stats, settings, keep)
         for name in ("dx", "dy", "trust", "data"):
             assert np.array_equal(getattr(part, name), getattr(whole, name)[keep], equal_nan=True), (keep, name)
+
+
+def test_the_summary_speeds_are_the_products(sample, tmp_path):
+    """The logged / metadata median and 95th percentile speed are those of the written product."""
+    output = tmp_path / "v.tif"
+    result = run_pair_job(PairJob(sample.image_a, sample.image_b, str(output), engine="dis"))
+    speeds = _bands(output)["speed"]
+    speeds = speeds[np.isfinite(speeds)]
+    assert result.median_speed == pytest.approx(float(np.median(speeds)), rel=1e-5)
+    assert result.p95_speed == pytest.approx(float(np.percentile(speeds, 95)), rel=1e-5)
