@@ -7,6 +7,8 @@ kernel adds ~0.07 px of error, most of the 0.1 px tolerance tested here.)
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from glacierflow.core.velocity.flow.postprocess import (
     forward_backward_valid,
     median_filter_flow,
     nan_median,
+    nan_medians,
 )
 
 SIZE = 192  # px; tiles in production are larger, this keeps tests fast
@@ -245,6 +248,38 @@ def test_median_filter_ignores_nan(size: int, step: int) -> None:
     assert np.isnan(out[2, 2])  # all-NaN window stays NaN
     assert np.allclose(out, expected, equal_nan=True)
     assert np.isfinite(out[29, 34]) and np.isfinite(out[0, 34])  # edges use the inside part of the window
+
+
+def _window_nanmedian(field: np.ndarray, size: int, step: int) -> np.ndarray:
+    """np.nanmedian over each window's samples (every ``step`` px through the centre), outside = NaN."""
+    half = size // 2
+    padded = np.pad(np.where(np.isfinite(field), field, np.nan), half, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
+    offset = half % step
+    windows = windows[..., offset::step, offset::step].reshape(field.shape + (-1,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        return np.nanmedian(windows, axis=2)
+
+
+@pytest.mark.parametrize(("size", "step"), [(15, 2), (9, 1), (7, 3)])
+@pytest.mark.parametrize("rows", [None, (0, 6), (9, 25), (31, 37)])
+def test_median_of_some_rows_on_threads_equals_nanmedian(size: int, step: int, rows: tuple | None) -> None:
+    rng = np.random.default_rng(11)
+    field = rng.standard_normal((37, 43)).astype(np.float32)
+    field[rng.random(field.shape) < 0.25] = np.nan
+    field[:, :5] = np.nan  # no-data columns at an edge
+    field[3, 40], field[30, 2] = np.inf, -np.inf
+    other = -field
+    other[18, 20] = np.nan  # a different NaN mask: its counts are its own
+    chosen = None if rows is None else slice(*rows)
+    for threads in (1, 3):
+        out, out_other = nan_medians([field, other], size, step, rows=chosen, threads=threads)
+        for got, source in ((out, field), (out_other, other)):
+            expected = _window_nanmedian(source, size, step)[chosen or slice(None)]
+            assert got.dtype == np.float32 and got.shape == expected.shape
+            assert np.array_equal(got, expected.astype(np.float32), equal_nan=True)
+        assert np.array_equal(nan_median(field, size, step, chosen, threads), out, equal_nan=True)
 
 
 def test_median_filter_flow_is_the_full_window_median() -> None:

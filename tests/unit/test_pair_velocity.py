@@ -295,3 +295,33 @@ def test_max_speed_sets_the_ncc_search_range(sample, tmp_path):
     product = _bands(output)
     per_px = 10.0 * 365.25 / result.interval_days
     assert _errors_px(product, truth, product["glacier"] == 1, per_px)[0] < 0.7
+
+
+@pytest.mark.parametrize("engine", ["dis", "farneback"])
+def test_a_blocks_kept_rows_equal_the_whole_blocks_rows(sample, engine):
+    """Post-processing only the kept rows (texture, FB check, median with its context) changes no value."""
+    from glacierflow.core.io.raster import BandSource
+    from glacierflow.core.velocity.flow import create_engine
+    from glacierflow.core.velocity.pair import sample_windows, track_settings
+    from glacierflow.core.velocity.preprocess import band_statistics
+    from glacierflow.core.velocity.tracking import track_block
+
+    sources = [BandSource.open(path) for path in (sample.image_a, sample.image_b)]
+    stats = tuple(band_statistics(sample_windows(source, source.grid)) for source in sources)
+    band_a, band_b = (source.read(sources[0].grid) for source in sources)
+    settings = track_settings(PairJob("a", "b", "out", engine=engine))
+    whole = track_block(create_engine(engine), band_a, band_b, stats, settings)
+    for keep in (slice(0, 100), slice(150, 260), slice(300, 384)):
+        part = track_block(create_engine(engine), band_a, band_b, stats, settings, keep)
+        for name in ("dx", "dy", "trust", "data"):
+            assert np.array_equal(getattr(part, name), getattr(whole, name)[keep], equal_nan=True), (keep, name)
+
+
+def test_the_summary_speeds_are_the_products(sample, tmp_path):
+    """The logged / metadata median and 95th percentile speed are those of the written product."""
+    output = tmp_path / "v.tif"
+    result = run_pair_job(PairJob(sample.image_a, sample.image_b, str(output), engine="dis"))
+    speeds = _bands(output)["speed"]
+    speeds = speeds[np.isfinite(speeds)]
+    assert result.median_speed == pytest.approx(float(np.median(speeds)), rel=1e-5)
+    assert result.p95_speed == pytest.approx(float(np.percentile(speeds, 95)), rel=1e-5)

@@ -178,6 +178,18 @@ def test_product_writer_cog_and_no_partial_output(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["velocity.tif"]
 
 
+def test_product_writer_windows_make_the_whole_band(tmp_path):
+    output = str(tmp_path / "windows.tif")
+    bands = [BandSpec("vx", "east", "m/yr")]
+    values = np.arange(150 * 200, dtype=np.float32).reshape(150, 200)
+    with ProductWriter(output, GRID, bands) as writer:
+        # windows in an odd order and across the work file's 256 px tiles, as the pair job's blocks land
+        for top, left, height, width in ((70, 90, 80, 110), (0, 0, 70, 90), (0, 90, 70, 110), (70, 0, 80, 90)):
+            writer.write_window(left, top, {"vx": values[top:top + height, left:left + width]})
+        writer.finish({})
+    assert np.array_equal(gdal.Open(output).GetRasterBand(1).ReadAsArray(), values)
+
+
 def test_sample_outline_matches_the_generated_glacier(tmp_path):
     from training.sample import sample_grid, write_sample
     from training.synthetic import glacier_pair

@@ -18,8 +18,9 @@ from ..geo.grid import Grid
 from .atomic import atomic_path, output_folder, remove_quietly, remove_stale_temporaries, temporary_path
 
 # NUM_THREADS: DEFLATE compression on every core (the same bytes; the translation was a single-core
-# second of the Yahtse pair job).
-COG_OPTIONS = ("COMPRESS=DEFLATE", "PREDICTOR=YES", "BLOCKSIZE=256", "OVERVIEW_RESAMPLING=AVERAGE",
+# second of the Yahtse pair job). LEVEL=1: float32 flow behind the floating-point predictor compresses
+# almost as well at the fastest level (Yahtse pair product: 0.49 s instead of 0.65 s, 0.6 % larger).
+COG_OPTIONS = ("COMPRESS=DEFLATE", "PREDICTOR=YES", "LEVEL=1", "BLOCKSIZE=256", "OVERVIEW_RESAMPLING=AVERAGE",
                "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS")
 WORK_OPTIONS = ("TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "BIGTIFF=IF_SAFER")
 
@@ -117,9 +118,14 @@ class ProductWriter:
 
     def write_rows(self, row_off: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Write full-width rows starting at ``row_off`` (px) for each named band."""
+        self.write_window(0, row_off, arrays)
+
+    def write_window(self, col_off: int, row_off: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write a window whose top-left pixel is (``col_off``, ``row_off``) (px) for each named band."""
         for index, spec in enumerate(self.bands, start=1):
-            self._dataset.GetRasterBand(index).WriteArray(arrays[spec.name].astype(np.float32), 0, row_off)
-        self._dataset.FlushCache()  # write and free the blocks now: memory stays one strip deep
+            self._dataset.GetRasterBand(index).WriteArray(np.asarray(arrays[spec.name], dtype=np.float32),
+                                                          col_off, row_off)
+        self._dataset.FlushCache()  # write and free the blocks now: memory stays one window deep
 
     def finish(self, metadata: Mapping[str, Any]) -> str:
         """Convert to a COG with ``metadata`` and move it to the output path; returns the path."""

@@ -3,7 +3,7 @@
 AOI grid -> both bands on it -> robust statistics -> per block (full-resolution blocks read with wide
 margins, tracked in a thread pool): the engine's preprocessing, forward and backward flow,
 forward-backward check, median filter and trust once on the block (:mod:`.tracking`) -> full-width
-strips -> m/yr -> Cloud Optimized GeoTIFF + .qml style.
+each block's own pixels -> m/yr -> written into the product at once -> Cloud Optimized GeoTIFF + .qml style.
 
 Blocks are a memory device, not an accuracy limit: each sees ``margin`` px of context on every side
 (wider than the largest motion and the engines' pyramid support) and only its own pixels are kept, so
@@ -41,12 +41,14 @@ from .preprocess import band_statistics, check_mode, default_preprocessing, prep
 from .tracking import MIN_TEXTURE_SNR, MIN_VALID_FRACTION, TrackedBlock, TrackSettings, track_block
 
 MIN_TILE_VALID_FRACTION = MIN_VALID_FRACTION  # RAFT fine-tuning skips label tiles with less valid data
-MAX_BLOCK_PIXELS = 2_000_000  # px of a block with its margins: bounds each worker's memory (hybrid: ~160 B/px)
-MAX_BLOCK_WIDTH = 2048  # px of a block's own columns; wider scenes are split into columns of blocks
+# px of a block with its margins: bounds each worker's memory (measured peak growth of one block: hybrid
+# ~210 B/px, dis ~250 B/px, so two workers hold ~0.7 GB and a 10k x 10k job stays under 1 GB).
+MAX_BLOCK_PIXELS = 1_500_000
+MAX_BLOCK_WIDTH = 2048  # px of a block's own columns at most (blocks are about square below that)
 # Estimated peak bytes per block pixel while a block is tracked (inputs, both flows, the engine's work
-# arrays); sizes the thread pool against the job's memory budget.
-BYTES_PER_PIXEL = {"hybrid": 200, "ncc": 200, "raft": 200}
-DEFAULT_BYTES_PER_PIXEL = 160
+# arrays, measured as above); sizes the thread pool against the job's memory budget.
+BYTES_PER_PIXEL = {"hybrid": 220, "ncc": 220, "raft": 220}
+DEFAULT_BYTES_PER_PIXEL = 250
 # Engines whose work is mostly Python-level (the NCC node loop, Horn-Schunck's many small array
 # operations) hold the GIL: threads did not overlap them (measured 1.0 core of 2 on Yahtse), so they
 # run their blocks one at a time, in as few blocks as memory allows (no margin overhead).
@@ -273,7 +275,9 @@ def block_rows(height: int, width: int, margin: int, workers: int) -> list[list[
     Blocks stay under :data:`MAX_BLOCK_PIXELS` with their margins; a scene is cut into at least
     ``workers`` rows of blocks (when it is tall enough; the job passes :func:`parallel_rows`).
     """
-    n_cols = max(1, math.ceil(width / MAX_BLOCK_WIDTH))
+    # About square blocks: the least margin area for their pixels (memory), so the least repeated work.
+    widest = max(64, min(MAX_BLOCK_WIDTH, math.isqrt(MAX_BLOCK_PIXELS) - 2 * margin))
+    n_cols = max(1, math.ceil(width / widest))
     own_width = math.ceil(width / n_cols)
     read_width = min(width, own_width + 2 * margin)
     own_rows = max(64, MAX_BLOCK_PIXELS // read_width - 2 * margin)
@@ -312,19 +316,18 @@ def worker_count(job: PairJob, block_pixels: int) -> int:
 def _track_blocks(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine: FlowEngine,
                   settings: TrackSettings, days: float, outlines: GlacierOutlines | None, writer: ProductWriter,
                   feedback: Feedback) -> dict[str, float]:
-    """Track every block in a thread pool and write the product strip by strip (row of blocks)."""
+    """Track every block in a thread pool and write each block's own pixels as soon as it is done."""
     rows = block_rows(grid.height, grid.width, job.margin, parallel_rows(job.engine))
     largest = max(b.read.width * b.read.height for row in rows for b in row)
     workers = worker_count(job, largest)
     total = sum(len(row) for row in rows)
     feedback.info(f"{total} block(s) of up to {rows[0][0].own.width} x {rows[0][0].own.height} px with "
                   f"{job.margin} px margins, {workers} worker thread(s)")
-    tally = _Tally()
+    tally = _Tally(total)
     done = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: list[tuple[Block, Future]] = []
         queue = _read_blocks(rows, grid, sources)
-        row_results: dict[int, list[tuple[Block, TrackedBlock | None]]] = {}
         try:
             for block, bands in queue:
                 _check_cancel(feedback)
@@ -332,11 +335,11 @@ def _track_blocks(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine
                                                    block.keep[0])))
                 # At most `workers` blocks in flight (and their bands read ahead): memory stays bounded.
                 while len(pending) >= workers:
-                    done += _collect(pending.pop(0), row_results, rows, grid, days, outlines, tally, writer)
+                    done += _collect(pending.pop(0), grid, days, outlines, tally, writer)
                     _check_cancel(feedback)  # before the progress report: a cancelled job never shows 100 %
                     feedback.progress(100.0 * done / total)
             while pending:
-                done += _collect(pending.pop(0), row_results, rows, grid, days, outlines, tally, writer)
+                done += _collect(pending.pop(0), grid, days, outlines, tally, writer)
                 _check_cancel(feedback)
                 feedback.progress(100.0 * done / total)
         except BaseException:
@@ -361,39 +364,22 @@ def _read_blocks(rows: list[list[Block]], grid: Grid, sources: tuple
             source.drop_cache()
 
 
-def _collect(item: tuple[Block, Future], row_results: dict[int, list], rows: list[list[Block]], grid: Grid,
-             days: float, outlines: GlacierOutlines | None, tally: _Tally, writer: ProductWriter) -> int:
-    """Wait for one block and copy it into its strip at once (the block's arrays are freed); when the
-    row of blocks is complete, write that strip. Returns 1."""
+def _collect(item: tuple[Block, Future], grid: Grid, days: float, outlines: GlacierOutlines | None,
+             tally: _Tally, writer: ProductWriter) -> int:
+    """Wait for one block and write its own pixels into the product at once (no full-width strip is
+    assembled: memory stays a few blocks deep however wide the scene). Returns 1."""
     block, future = item
-    top = block.own.row_off
-    if top not in row_results:
-        row_results[top] = [_empty_strip(block.own.height, grid.width), 0]
-    strip, count = row_results[top]
-    _place(strip, block, future.result())
-    row_results[top][1] = count + 1
-    row = next(r for r in rows if r[0].own.row_off == top)
-    if count + 1 == len(row):
-        del row_results[top]
-        writer.write_rows(top, _strip_product(strip, grid, top, days, outlines, tally))
+    tracked = future.result()
+    own = block.own
+    if tracked is None:  # too little data: the block stays no-data (the writer's NaN)
+        empty = np.full((own.height, own.width), np.nan, np.float32)
+        tracked = TrackedBlock(empty, empty, np.zeros(empty.shape, bool), np.zeros(empty.shape, bool))
+    else:
+        inner = block.keep[1]
+        tracked = TrackedBlock(tracked.dx[:, inner], tracked.dy[:, inner], tracked.trust[:, inner],
+                               tracked.data[:, inner])
+    writer.write_window(own.col_off, own.row_off, _block_product(tracked, grid, own, days, outlines, tally))
     return 1
-
-
-def _empty_strip(height: int, width: int) -> dict[str, np.ndarray]:
-    """A full-width strip (dx, dy px; trust 1/0), NaN where no block has data."""
-    return {name: np.full((height, width), np.nan, np.float32) for name in ("dx", "dy", "trust")}
-
-
-def _place(strip: dict[str, np.ndarray], block: Block, tracked: TrackedBlock | None) -> None:
-    """Copy a tracked block's own columns into its strip (nothing when the block had too little data)."""
-    if tracked is None:
-        return
-    cols = slice(block.own.col_off, block.own.col_off + block.own.width)
-    inner = block.keep[1]
-    strip["dx"][:, cols] = tracked.dx[:, inner]
-    strip["dy"][:, cols] = tracked.dy[:, inner]
-    strip["trust"][:, cols] = np.where(tracked.data[:, inner], tracked.trust[:, inner].astype(np.float32),
-                                       np.float32(np.nan))
 
 
 def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
@@ -418,17 +404,20 @@ def prepared_tile(grid: Grid, window: Window, sources: tuple, stats: tuple
 class _Tally:
     """Running counts for the job summary, without keeping the scene in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, blocks: int = 1) -> None:
         self.pixels = 0
         self.trusted = 0
         self.speeds: list[np.ndarray] = []
+        # Speeds kept per block for the percentiles: about 1 M values in all (4 MB), at least 2000 per
+        # block (2000 per block made the Yahtse pair's median speed 2-4 % off with two blocks).
+        self.samples_per_block = max(2000, 1_000_000 // max(blocks, 1))
 
     def add(self, speed_values: np.ndarray, data: np.ndarray) -> None:
         self.pixels += int(data.sum())
         finite = speed_values[np.isfinite(speed_values)]
         self.trusted += int(finite.size)
-        step = max(1, finite.size // 2000)  # a bounded, evenly spread subsample for percentiles
-        self.speeds.append(finite[::step].copy())  # a copy: a view would keep the whole strip alive
+        step = max(1, finite.size // self.samples_per_block)  # a bounded, evenly spread subsample
+        self.speeds.append(finite[::step].copy())  # a copy: a view would keep the whole block alive
 
     def summary(self) -> dict[str, float]:
         values = np.concatenate(self.speeds) if self.speeds else np.zeros(0)
@@ -441,19 +430,18 @@ class _Tally:
                 "p95_speed": float(np.percentile(values, 95))}
 
 
-def _strip_product(strip: dict[str, np.ndarray], grid: Grid, top: int, days: float,
+def _block_product(tracked: TrackedBlock, grid: Grid, own: Window, days: float,
                    outlines: GlacierOutlines | None, tally: _Tally) -> dict[str, np.ndarray]:
-    data = np.isfinite(strip["trust"])
-    trusted = data & (strip["trust"] >= 0.5)
-    vx, vy = displacement_to_velocity(strip["dx"], strip["dy"], grid.transform, days)
+    """The product bands (m/yr; valid 1/0, NaN = no data) of a block's own pixels, counted in ``tally``."""
+    trusted = tracked.data & tracked.trust
+    vx, vy = displacement_to_velocity(tracked.dx, tracked.dy, grid.transform, days)
     vx[~trusted] = np.nan
     vy[~trusted] = np.nan
     product = {"vx": vx, "vy": vy, "speed": speed(vx, vy),
-               "valid": np.where(data, trusted.astype(np.float32), np.float32(np.nan))}
+               "valid": np.where(tracked.data, trusted.astype(np.float32), np.float32(np.nan))}
     if outlines is not None:
-        strip_grid = grid.window_grid(Window(0, top, grid.width, data.shape[0]))
-        product["glacier"] = outlines.mask(strip_grid).astype(np.float32)
-    tally.add(product["speed"], data)
+        product["glacier"] = outlines.mask(grid.window_grid(own)).astype(np.float32)
+    tally.add(product["speed"], tracked.data)
     return product
 
 
