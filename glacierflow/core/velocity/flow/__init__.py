@@ -124,7 +124,8 @@ def estimate_with_checks(
 ) -> tuple[Flow, np.ndarray]:
     """Forward flow, optional forward-backward check, then the median filter.
 
-    The consistency check runs on the raw flows (it is meant to catch raw
+    The consistency check is the pair job's (:func:`.postprocess.consistent`: round trip within 0.5 px
+    + 2 % of the motion) and runs on the raw flows (it is meant to catch raw
     mismatches). Pixels that fail it are set to NaN *before* the median
     filter so that their wrong values cannot pull on their neighbours; they
     may then receive the median of their valid neighbours, so callers should
@@ -141,12 +142,12 @@ def estimate_with_checks(
         the check and has a finite flow; all True when not checking, except
         where the flow is NaN).
     """
-    from .postprocess import forward_backward_valid, median_filter_flow
+    from .postprocess import consistent, forward_backward_error, median_filter_flow
 
     forward = engine.estimate(image_a, image_b)
     if check_consistency:
         backward = engine.estimate(image_b, image_a)
-        valid = forward_backward_valid(forward, backward)
+        valid = consistent(*forward_backward_error(forward, backward))
         forward = Flow(
             dx=np.where(valid, forward.dx, np.float32(np.nan)).astype(np.float32),
             dy=np.where(valid, forward.dy, np.float32(np.nan)).astype(np.float32),

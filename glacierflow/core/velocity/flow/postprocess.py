@@ -130,55 +130,6 @@ def _median_at_ranks(sorted_rows: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.where(count > 0, 0.5 * (lo + hi), np.nan).astype(np.float32)
 
 
-def forward_backward_valid(
-    forward: Flow,
-    backward: Flow,
-    alpha1: float = 0.01,
-    alpha2: float = 0.5,
-) -> np.ndarray:
-    """Forward-backward consistency check (Sundaram et al. 2010).
-
-    The backward flow is sampled bilinearly at x + f(x); a pixel is valid
-    where that point lies inside the image and
-    ``|f + b(x+f)|^2 <= alpha1 * (|f|^2 + |b(x+f)|^2) + alpha2``.
-
-    Args:
-        forward: flow A -> B, px.
-        backward: flow B -> A, px, same shape.
-        alpha1: relative tolerance, 0.01 (Sundaram et al.): allows the
-            round-trip error to grow with the motion (~14 % of its length).
-        alpha2: absolute tolerance, px^2, 0.5 (Sundaram et al.): ~0.7 px
-            of round-trip error always accepted, the accuracy two
-            sub-pixel estimates can be expected to agree to.
-
-    Returns:
-        bool (H, W), True where consistent. False where the forward flow is
-        NaN or a NaN of the backward flow lies in the bilinear footprint.
-    """
-    import cv2  # heavy import kept out of QGIS start-up
-
-    fx = np.asarray(forward.dx, np.float32)
-    fy = np.asarray(forward.dy, np.float32)
-    h, w = fx.shape
-    cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    map_x, map_y = cols + fx, rows + fy
-    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    # NaN maps make remap return garbage/zeros, so sample at a safe spot and
-    # rely on `inside` (False for NaN) to reject those pixels.
-    safe_x = np.where(inside, map_x, 0).astype(np.float32)
-    safe_y = np.where(inside, map_y, 0).astype(np.float32)
-    bx, by = (
-        cv2.remap(np.asarray(component, np.float32), safe_x, safe_y, cv2.INTER_LINEAR,
-                  borderMode=cv2.BORDER_REPLICATE)
-        for component in (backward.dx, backward.dy)
-    )
-    round_trip = (fx + bx) ** 2 + (fy + by) ** 2
-    tolerance = alpha1 * (fx**2 + fy**2 + bx**2 + by**2) + alpha2
-    with np.errstate(invalid="ignore"):
-        # Comparisons with NaN are False, so NaN flows come out invalid.
-        return inside & (round_trip <= tolerance)
-
-
 # Trust thresholds calibrated against the real-texture truth (bench/bench_realtexture.py): trusted
 # pixels had a median error of 0.06 px (90 % under 0.26 px), untrusted ones 5-10 times more, and at
 # least 95 % of the textured glacier stayed trusted up to 20 px of motion.
