@@ -335,26 +335,62 @@ def plan_areas(job: RegionalJob, feedback: Feedback) -> list[JobArea]:
 # --- the tasks (plain functions: they run in this process or on a Dask worker) ------------------------------
 
 def compute_pair(pair: ScenePair, folder: str, engine: str, outlines: str, pair_options: dict[str, Any],
-                 grid: Grid) -> dict[str, str]:
-    """One pair product on the area grid (reused when complete); ``{"path": ..., "error": ...}``."""
+                 grid: Grid) -> dict[str, Any]:
+    """One pair product on the area grid (reused when complete), measured for the screening (trusted
+    fraction, stable-ground offset and spread, m/yr) while it is at hand; ``{"path", "error", "measured"}``.
+
+    ``pair_options["workers"]`` (threads for the pair's blocks), when given, also caps OpenCV's own thread
+    pool for the task: a Dask task that asks for 1 thread then uses 1 core (OpenCV's pool otherwise added
+    ~45 % of a second core to every pair, so 2 workers on 2 cores competed). Products do not change."""
     failures: dict[int, str] = {}
-    path = run_pairs([pair], folder, engine, outlines, pair_options, Feedback(), grid, failures)[0]
-    return {"path": path, "error": failures.get(0, "")}
+    with _opencv_threads(int(pair_options.get("workers", 0) or 0)):
+        path = run_pairs([pair], folder, engine, outlines, pair_options, Feedback(), grid, failures)[0]
+    result: dict[str, Any] = {"path": path, "error": failures.get(0, "")}
+    result["measured"] = _record_row(_measured_record(pair, result, outlines))
+    return result
 
 
-def screen_area(pairs: Sequence[ScenePair], results: Sequence[dict[str, str]], outlines: str,
+class _opencv_threads:
+    """Within the block, OpenCV's thread pool has ``threads`` threads (0: left as it is)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self.before = threads, 0
+
+    def __enter__(self) -> None:
+        if self.threads > 0:
+            import cv2
+
+            self.before = cv2.getNumThreads()
+            cv2.setNumThreads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.threads > 0:
+            import cv2
+
+            cv2.setNumThreads(self.before)
+
+
+def _measured_record(pair: ScenePair, result: dict[str, Any], outlines: str) -> PairRecord:
+    """The pair's record: from its pair task's measurement, else measured now (a product complete before)."""
+    if result.get("measured") is not None:
+        return _record_from(pair, result["measured"])
+    record = PairRecord(pair, result["path"], reason=result["error"])
+    if record.product:
+        measure_pair(record, outlines, None, None)
+    return record
+
+
+def screen_area(pairs: Sequence[ScenePair], results: Sequence[dict[str, Any]], outlines: str,
                 table: str) -> list[PairRecord]:
-    """Measure and screen the area's pairs (reused when ``table``'s JSON twin lists the same products)."""
+    """Screen the area's pairs (each measured in its pair task, or here when its product was complete
+    before); reused when ``table``'s JSON twin lists the same products."""
     cache = os.path.splitext(table)[0] + ".json"
     products = [r["path"] for r in results]
     cached = _read_json(cache)
     if cached and cached.get("products") == [os.path.basename(p) for p in products] and os.path.exists(table):
         records = [_record_from(pair, row) for pair, row in zip(pairs, cached["records"])]
         return records
-    records = [PairRecord(pair, r["path"], reason=r["error"]) for pair, r in zip(pairs, results)]
-    for record in records:
-        if record.product:
-            measure_pair(record, outlines, None, None)
+    records = [_measured_record(pair, result, outlines) for pair, result in zip(pairs, results)]
     try:
         screen_pairs(records)
     except GlacierFlowError:
