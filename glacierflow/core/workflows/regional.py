@@ -33,7 +33,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -350,24 +351,20 @@ def compute_pair(pair: ScenePair, folder: str, engine: str, outlines: str, pair_
     return result
 
 
-class _opencv_threads:
+@contextmanager
+def _opencv_threads(threads: int) -> Iterator[None]:
     """Within the block, OpenCV's thread pool has ``threads`` threads (0: left as it is)."""
+    if threads <= 0:
+        yield
+        return
+    import cv2
 
-    def __init__(self, threads: int) -> None:
-        self.threads, self.before = threads, 0
-
-    def __enter__(self) -> None:
-        if self.threads > 0:
-            import cv2
-
-            self.before = cv2.getNumThreads()
-            cv2.setNumThreads(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.threads > 0:
-            import cv2
-
-            cv2.setNumThreads(self.before)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _measured_record(pair: ScenePair, result: dict[str, Any], outlines: str) -> PairRecord:
@@ -507,7 +504,8 @@ class SerialRunner:
         self.feedback = feedback
         self.finished = 0
 
-    def submit(self, function: Any, *args: Any, key: str = "") -> Any:
+    def submit(self, function: Any, *args: Any, key: str = "", priority: int = 0) -> Any:
+        """Run ``function(*args)`` now (``priority`` matters only on Dask)."""
         if self.feedback.is_cancelled():
             raise JobCancelled("Cancelled by the user: complete pairs and glaciers stay for a rerun")
         value = function(*args)
@@ -544,8 +542,10 @@ class DaskRunner:
         product does not change (its blocks do not depend on the thread count)."""
         return {"workers": 1, **options}
 
-    def submit(self, function: Any, *args: Any, key: str = "") -> Any:
-        future = self.client.submit(function, *args, key=key or None, retries=self.retries, pure=False)
+    def submit(self, function: Any, *args: Any, key: str = "", priority: int = 0) -> Any:
+        """A future for ``function(*args)``; a higher ``priority`` runs first among the tasks that are ready."""
+        future = self.client.submit(function, *args, key=key or None, retries=self.retries, pure=False,
+                                    priority=priority)
         self.handles.append(future)
         return future
 
@@ -714,7 +714,9 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
             records: Any = screen_area(area.pairs, results, outlines, table)  # reads the cached screening
             skipped += 1
         else:
-            records = runner.submit(screen_area, area.pairs, results, outlines, table, key=f"screen-{area.id}")
+            # screening and stacks first among the ready tasks: a glacier is done as soon as its area's pairs are
+            records = runner.submit(screen_area, area.pairs, results, outlines, table, key=f"screen-{area.id}",
+                                    priority=1)
             run += 1
         inputs = sorted(os.path.basename(r["path"]) for r in results if isinstance(r, dict) and r["path"])
         for glacier in area.glaciers:
@@ -726,7 +728,7 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
                 skipped += 1
                 continue
             handles.append((glacier, runner.submit(stack_glacier, glacier, records, area.grid, outlines, folder,
-                                                   job.margin_m, key=f"stack-{glacier.folder_name}")))
+                                                   job.margin_m, key=f"stack-{glacier.folder_name}", priority=1)))
             run += 1
     feedback.info(f"{run} task(s) to run, {skipped} complete before (pairs, screenings, glaciers)")
     values = runner.results([h for _, h in handles], feedback)
