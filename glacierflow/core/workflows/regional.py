@@ -504,8 +504,7 @@ class SerialRunner:
         self.feedback = feedback
         self.finished = 0
 
-    def submit(self, function: Any, *args: Any, key: str = "", priority: int = 0) -> Any:
-        """Run ``function(*args)`` now (``priority`` matters only on Dask)."""
+    def submit(self, function: Any, *args: Any, key: str = "") -> Any:
         if self.feedback.is_cancelled():
             raise JobCancelled("Cancelled by the user: complete pairs and glaciers stay for a rerun")
         value = function(*args)
@@ -542,10 +541,8 @@ class DaskRunner:
         product does not change (its blocks do not depend on the thread count)."""
         return {"workers": 1, **options}
 
-    def submit(self, function: Any, *args: Any, key: str = "", priority: int = 0) -> Any:
-        """A future for ``function(*args)``; a higher ``priority`` runs first among the tasks that are ready."""
-        future = self.client.submit(function, *args, key=key or None, retries=self.retries, pure=False,
-                                    priority=priority)
+    def submit(self, function: Any, *args: Any, key: str = "") -> Any:
+        future = self.client.submit(function, *args, key=key or None, retries=self.retries, pure=False)
         self.handles.append(future)
         return future
 
@@ -714,9 +711,9 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
             records: Any = screen_area(area.pairs, results, outlines, table)  # reads the cached screening
             skipped += 1
         else:
-            # screening and stacks first among the ready tasks: a glacier is done as soon as its area's pairs are
-            records = runner.submit(screen_area, area.pairs, results, outlines, table, key=f"screen-{area.id}",
-                                    priority=1)
+            # depends on the area's pair futures only: it (and the area's stacks) can run while other areas'
+            # pairs still do (each pair was measured in its own task)
+            records = runner.submit(screen_area, area.pairs, results, outlines, table, key=f"screen-{area.id}")
             run += 1
         inputs = sorted(os.path.basename(r["path"]) for r in results if isinstance(r, dict) and r["path"])
         for glacier in area.glaciers:
@@ -728,7 +725,7 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
                 skipped += 1
                 continue
             handles.append((glacier, runner.submit(stack_glacier, glacier, records, area.grid, outlines, folder,
-                                                   job.margin_m, key=f"stack-{glacier.folder_name}", priority=1)))
+                                                   job.margin_m, key=f"stack-{glacier.folder_name}")))
             run += 1
     feedback.info(f"{run} task(s) to run, {skipped} complete before (pairs, screenings, glaciers)")
     values = runner.results([h for _, h in handles], feedback)
