@@ -24,6 +24,7 @@ import sys
 import time
 
 from glacierflow.core.feedback import Feedback
+from glacierflow.core.workflows import regional
 from glacierflow.core.workflows.regional import RegionalJob, plan_areas, run_regional_job
 from training.sample_region import write_sample_region
 
@@ -83,6 +84,41 @@ def probe(job: RegionalJob, kind: str, *targets: str) -> list[dict[str, float]]:
     return [json.loads(answer.strip().splitlines()[-1]) for answer in answers]
 
 
+class TaskStream:
+    """Records the Dask task stream of the job's runs (``distributed.get_task_stream`` entered when the job
+    connects, read when its tasks are done): busy and idle worker-seconds and the mean pair task."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self._context = None
+        connect, results = regional.connect, regional.DaskRunner.results
+
+        def recording_connect(job, feedback):
+            from distributed import get_task_stream
+
+            client = connect(job, feedback)
+            self._context = get_task_stream(client)
+            self._context.__enter__()
+            return client
+
+        def recording_results(runner, handles, feedback):
+            values = results(runner, handles, feedback)
+            self._context.__exit__(None, None, None)
+            self.records = list(self._context.data)
+            return values
+
+        regional.connect, regional.DaskRunner.results = recording_connect, recording_results
+
+    def summary(self, workers: int) -> str:
+        spans = [(s["start"], s["stop"], r["key"]) for r in self.records for s in r["startstops"]
+                 if s["action"] == "compute"]
+        busy = sum(stop - start for start, stop, _ in spans)
+        wall = max(stop for _, stop, _ in spans) - min(start for start, _, _ in spans)
+        pairs = [stop - start for start, stop, key in spans if str(key).startswith("pair-")]
+        return (f"busy {busy:.1f} worker-s, idle {workers * wall - busy:.1f} worker-s over {wall:.1f} s, "
+                f"mean pair task {sum(pairs) / len(pairs):.2f} s")
+
+
 def timed_run(job: RegionalJob) -> tuple[float, float, float]:
     """Wall seconds of the whole run and of its tasks (from the submission on), and this process's CPU
     seconds (client and, for a LocalCluster, its scheduler)."""
@@ -114,8 +150,11 @@ def main() -> None:
     pair = probe(serial, "pair", os.path.join(args.out, "probe_pair"))[0]
     together = probe(serial, "pair", *(os.path.join(args.out, f"probe_pair_{i}") for i in (1, 2)))
     glacier = probe(serial, "glacier", os.path.join(args.out, "probe_glacier"))[0]
+    stream = TaskStream()
     one_all, one_tasks, one_cpu = timed_run(job("one", workers=1))
+    one_stream = stream.summary(1)
     two_all, two_tasks, two_cpu = timed_run(job("two", workers=2))
+    two_stream = stream.summary(2)
     megapixels = pair["pixels"] / 1e6
     corun = sum(p["seconds"] for p in together) / len(together) / pair["seconds"]
     print(f"Regional sample: {len(region.glacier_ids)} glaciers, {len(areas)} areas, {tasks} pairs, "
@@ -139,6 +178,7 @@ def main() -> None:
     print(f"| LocalCluster, 2 workers | {two_all:.1f} | {two_tasks:.1f} | {two_tasks / one_tasks:.2f} | "
           f"{two_cpu:.1f} |")
     print(f"2 workers / 1 worker, whole run (cluster start and stop included): {two_all / one_all:.2f}")
+    print(f"Task stream, 1 worker: {one_stream}\nTask stream, 2 workers: {two_stream}")
 
 if __name__ == "__main__":
     main()
