@@ -123,6 +123,27 @@ def test_glaciers_are_grouped_into_job_areas(region):
         read_glaciers(region.outlines, id_field="NAME")
 
 
+def test_a_pair_task_measures_its_product_as_the_screening_would_and_restores_opencv(region, tmp_path):
+    import math
+
+    import cv2
+
+    from glacierflow.core.workflows.pair_table import PairRecord, measure_pair
+    from glacierflow.core.workflows.regional import compute_pair, plan_areas
+
+    area = plan_areas(regional_job(region, tmp_path / "out"), Recorder())[0]
+    threads = cv2.getNumThreads()
+    result = compute_pair(area.pairs[0], str(tmp_path / "pairs"), "horn_schunck", area.annual.outlines,
+                          {"workers": 1}, area.grid)
+    assert cv2.getNumThreads() == threads and not result["error"] and os.path.exists(result["path"])
+    fresh = PairRecord(area.pairs[0], result["path"])
+    measure_pair(fresh, area.annual.outlines, None, None)
+    measured = result["measured"]
+    for name in ("trusted_fraction", "median_speed", "offset_vx", "offset_vy", "spread", "pixel_size"):
+        value = getattr(fresh, name)
+        assert math.isfinite(value) and measured[name] == value, name
+
+
 def test_serial_run_writes_a_folder_per_glacier_and_the_index(region, serial):
     output, result = serial
     assert result.tasks_run == 2 * 9 + 2 + 4 and result.tasks_skipped == 0

@@ -7,9 +7,10 @@ source downloaded once per job area), a season and a pairing rule (as :mod:`.ann
    scene is read (or fetched) once for all the glaciers it covers. Each area gets the annual chain's pairs
    (:func:`.annual.find_pairs`) and one job grid (:func:`.annual.job_grid`) over its glaciers.
 2. **Tasks**: one per (area, pair) not already complete (:func:`.annual.run_pairs`, atomic writes,
-   reused on a rerun); one screening per area (:mod:`.pair_table`: trusted fraction, stable-ground offset
-   and spread per pair, which pairs enter the stack); one stack per glacier on its own window of the area
-   grid (:func:`..velocity.stacking.run_stack_job`, each pair's stable-ground offset removed first).
+   reused on a rerun; one core each on Dask), which also measures its product (:mod:`.pair_table`: trusted
+   fraction, stable-ground offset and spread); one screening per area (which pairs enter the stack); one
+   stack per glacier on its own window of the area grid (:func:`..velocity.stacking.run_stack_job`, each
+   pair's stable-ground offset removed first).
    Tasks return paths and figures only: no image data goes through the scheduler.
 3. **Outputs**: ``<output>/<glacier id>/`` with ``velocity.tif`` (+ ``.qml``), ``outline.geojson``,
    ``pairs.csv``, ``stable_ground.json`` and ``summary.json`` (written last: a glacier is complete when it
