@@ -214,6 +214,26 @@ def test_cancel_keeps_complete_work_and_a_rerun_finishes_it(region, serial, tmp_
         assert np.array_equal(bands, products(output)[name], equal_nan=True)
 
 
+def test_a_remote_source_is_downloaded_per_area_and_every_glacier_completes(region, tmp_path):
+    """A source object instead of a folder: the search -> job grid -> download path that STAC and Earth
+    Engine take (here a LocalFolderSource, so no network), area by area, then the same tasks."""
+    from glacierflow.core.imagery import LocalFolderSource
+
+    source = LocalFolderSource(region.folder, cache_dir=str(tmp_path / "cache"))
+    output = tmp_path / "remote"
+    job = RegionalJob(outlines=region.outlines, output=str(output), source=source, group_distance_m=1000,
+                      year_a=2021, year_b=2022, workers=0)  # a catalogue has no folder to take the years from
+    result = run_regional_job(job, Recorder())
+    assert result.tasks_run == 2 * 9 + 2 + 4
+    truth_max = max(s.max_speed for s in region.series)
+    for row in result.rows:
+        assert row["status"] == "complete" and row["pair_count"] == 9 and row["coverage"] > 0.9
+        assert 0 < row["median_speed"] <= row["p95_speed"] < 1.1 * truth_max
+    for area in ("area_001", "area_002"):  # each area's scenes downloaded once, onto its own job grid
+        assert len(list((output / "_areas" / area / "pairs" / "scenes").glob("*.tif"))) == 6
+    assert run_regional_job(job, Recorder()).tasks_run == 0
+
+
 def test_a_bad_scheduler_address_says_what_to_do(region, tmp_path):
     job = regional_job(region, tmp_path / "out", scheduler=f"tcp://127.0.0.1:{free_port()}", connect_timeout_s=2)
     started = time.perf_counter()
