@@ -123,6 +123,27 @@ def test_glaciers_are_grouped_into_job_areas(region):
         read_glaciers(region.outlines, id_field="NAME")
 
 
+def test_a_pair_task_measures_its_product_as_the_screening_would_and_restores_opencv(region, tmp_path):
+    import math
+
+    import cv2
+
+    from glacierflow.core.workflows.pair_table import PairRecord, measure_pair
+    from glacierflow.core.workflows.regional import compute_pair, plan_areas
+
+    area = plan_areas(regional_job(region, tmp_path / "out"), Recorder())[0]
+    threads = cv2.getNumThreads()
+    result = compute_pair(area.pairs[0], str(tmp_path / "pairs"), "horn_schunck", area.annual.outlines,
+                          {"workers": 1}, area.grid)
+    assert cv2.getNumThreads() == threads and not result["error"] and os.path.exists(result["path"])
+    fresh = PairRecord(area.pairs[0], result["path"])
+    measure_pair(fresh, area.annual.outlines, None, None)
+    measured = result["measured"]
+    for name in ("trusted_fraction", "median_speed", "offset_vx", "offset_vy", "spread", "pixel_size"):
+        value = getattr(fresh, name)
+        assert math.isfinite(value) and measured[name] == value, name
+
+
 def test_serial_run_writes_a_folder_per_glacier_and_the_index(region, serial):
     output, result = serial
     assert result.tasks_run == 2 * 9 + 2 + 4 and result.tasks_skipped == 0
@@ -191,6 +212,26 @@ def test_cancel_keeps_complete_work_and_a_rerun_finishes_it(region, serial, tmp_
     assert again.tasks_skipped == 12 and again.tasks_run == 12
     for name, bands in products(serial[0]).items():
         assert np.array_equal(bands, products(output)[name], equal_nan=True)
+
+
+def test_a_remote_source_is_downloaded_per_area_and_every_glacier_completes(region, tmp_path):
+    """A source object instead of a folder: the search -> job grid -> download path that STAC and Earth
+    Engine take (here a LocalFolderSource, so no network), area by area, then the same tasks."""
+    from glacierflow.core.imagery import LocalFolderSource
+
+    source = LocalFolderSource(region.folder, cache_dir=str(tmp_path / "cache"))
+    output = tmp_path / "remote"
+    job = RegionalJob(outlines=region.outlines, output=str(output), source=source, group_distance_m=1000,
+                      year_a=2021, year_b=2022, workers=0)  # a catalogue has no folder to take the years from
+    result = run_regional_job(job, Recorder())
+    assert result.tasks_run == 2 * 9 + 2 + 4
+    truth_max = max(s.max_speed for s in region.series)
+    for row in result.rows:
+        assert row["status"] == "complete" and row["pair_count"] == 9 and row["coverage"] > 0.9
+        assert 0 < row["median_speed"] <= row["p95_speed"] < 1.1 * truth_max
+    for area in ("area_001", "area_002"):  # each area's scenes downloaded once, onto its own job grid
+        assert len(list((output / "_areas" / area / "pairs" / "scenes").glob("*.tif"))) == 6
+    assert run_regional_job(job, Recorder()).tasks_run == 0
 
 
 def test_a_bad_scheduler_address_says_what_to_do(region, tmp_path):

@@ -7,9 +7,10 @@ source downloaded once per job area), a season and a pairing rule (as :mod:`.ann
    scene is read (or fetched) once for all the glaciers it covers. Each area gets the annual chain's pairs
    (:func:`.annual.find_pairs`) and one job grid (:func:`.annual.job_grid`) over its glaciers.
 2. **Tasks**: one per (area, pair) not already complete (:func:`.annual.run_pairs`, atomic writes,
-   reused on a rerun); one screening per area (:mod:`.pair_table`: trusted fraction, stable-ground offset
-   and spread per pair, which pairs enter the stack); one stack per glacier on its own window of the area
-   grid (:func:`..velocity.stacking.run_stack_job`, each pair's stable-ground offset removed first).
+   reused on a rerun; one core each on Dask), which also measures its product (:mod:`.pair_table`: trusted
+   fraction, stable-ground offset and spread); one screening per area (which pairs enter the stack); one
+   stack per glacier on its own window of the area grid (:func:`..velocity.stacking.run_stack_job`, each
+   pair's stable-ground offset removed first).
    Tasks return paths and figures only: no image data goes through the scheduler.
 3. **Outputs**: ``<output>/<glacier id>/`` with ``velocity.tif`` (+ ``.qml``), ``outline.geojson``,
    ``pairs.csv``, ``stable_ground.json`` and ``summary.json`` (written last: a glacier is complete when it
@@ -33,7 +34,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -335,26 +337,58 @@ def plan_areas(job: RegionalJob, feedback: Feedback) -> list[JobArea]:
 # --- the tasks (plain functions: they run in this process or on a Dask worker) ------------------------------
 
 def compute_pair(pair: ScenePair, folder: str, engine: str, outlines: str, pair_options: dict[str, Any],
-                 grid: Grid) -> dict[str, str]:
-    """One pair product on the area grid (reused when complete); ``{"path": ..., "error": ...}``."""
+                 grid: Grid) -> dict[str, Any]:
+    """One pair product on the area grid (reused when complete), measured for the screening (trusted
+    fraction, stable-ground offset and spread, m/yr) while it is at hand; ``{"path", "error", "measured"}``.
+
+    ``pair_options["workers"]`` (threads for the pair's blocks), when given, also caps OpenCV's own thread
+    pool for the task: a Dask task that asks for 1 thread then uses 1 core (OpenCV's pool otherwise added
+    ~45 % of a second core to every pair, so 2 workers on 2 cores competed). Products do not change."""
     failures: dict[int, str] = {}
-    path = run_pairs([pair], folder, engine, outlines, pair_options, Feedback(), grid, failures)[0]
-    return {"path": path, "error": failures.get(0, "")}
+    with _opencv_threads(int(pair_options.get("workers", 0) or 0)):
+        path = run_pairs([pair], folder, engine, outlines, pair_options, Feedback(), grid, failures)[0]
+    result: dict[str, Any] = {"path": path, "error": failures.get(0, "")}
+    result["measured"] = _record_row(_measured_record(pair, result, outlines))
+    return result
 
 
-def screen_area(pairs: Sequence[ScenePair], results: Sequence[dict[str, str]], outlines: str,
+@contextmanager
+def _opencv_threads(threads: int) -> Iterator[None]:
+    """Within the block, OpenCV's thread pool has ``threads`` threads (0: left as it is)."""
+    if threads <= 0:
+        yield
+        return
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def _measured_record(pair: ScenePair, result: dict[str, Any], outlines: str) -> PairRecord:
+    """The pair's record: from its pair task's measurement, else measured now (a product complete before)."""
+    if result.get("measured") is not None:
+        return _record_from(pair, result["measured"])
+    record = PairRecord(pair, result["path"], reason=result["error"])
+    if record.product:
+        measure_pair(record, outlines, None, None)
+    return record
+
+
+def screen_area(pairs: Sequence[ScenePair], results: Sequence[dict[str, Any]], outlines: str,
                 table: str) -> list[PairRecord]:
-    """Measure and screen the area's pairs (reused when ``table``'s JSON twin lists the same products)."""
+    """Screen the area's pairs (each measured in its pair task, or here when its product was complete
+    before); reused when ``table``'s JSON twin lists the same products."""
     cache = os.path.splitext(table)[0] + ".json"
     products = [r["path"] for r in results]
     cached = _read_json(cache)
     if cached and cached.get("products") == [os.path.basename(p) for p in products] and os.path.exists(table):
         records = [_record_from(pair, row) for pair, row in zip(pairs, cached["records"])]
         return records
-    records = [PairRecord(pair, r["path"], reason=r["error"]) for pair, r in zip(pairs, results)]
-    for record in records:
-        if record.product:
-            measure_pair(record, outlines, None, None)
+    records = [_measured_record(pair, result, outlines) for pair, result in zip(pairs, results)]
     try:
         screen_pairs(records)
     except GlacierFlowError:
@@ -678,6 +712,8 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
             records: Any = screen_area(area.pairs, results, outlines, table)  # reads the cached screening
             skipped += 1
         else:
+            # depends on the area's pair futures only: it (and the area's stacks) can run while other areas'
+            # pairs still do (each pair was measured in its own task)
             records = runner.submit(screen_area, area.pairs, results, outlines, table, key=f"screen-{area.id}")
             run += 1
         inputs = sorted(os.path.basename(r["path"]) for r in results if isinstance(r, dict) and r["path"])
