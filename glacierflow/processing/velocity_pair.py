@@ -52,7 +52,7 @@ reported in the log and in the product's metadata (STABLE_*).</li>
 <li><b>Engine</b>: <code>hybrid</code> (the default and the most accurate engine on real satellite
 texture with known motion: OpenCV DIS as the start, least-squares chip matching where it agrees,
 then OpenCV's variational refinement at full resolution; about 0.03 px median error under 3 px of
-motion, 0.14 px at 20-30 px, see bench/RESULTS.md), <code>dis</code> (OpenCV Dense Inverse Search:
+motion, 0.13 px at 20-30 px, see bench/RESULTS.md), <code>dis</code> (OpenCV Dense Inverse Search:
 the fastest, second in accuracy), <code>ncc</code> (normalised cross-correlation of 32 px chips every
 8 px with a least-squares sub-pixel peak, the method of autoRIFT/ITS_LIVE, COSI-Corr and GIV; precise
 on slow ice, weaker in steep shear margins), <code>horn_schunck</code> (multi-level Horn-Schunck with

@@ -11,7 +11,7 @@ Large motions come from the matchers, sub-pixel precision from the refinement:
    penalties, smoothness) at full resolution from that start.
 
 Measured on the real-texture benchmark (bench/RESULTS.md), this fused start + refinement is the most
-accurate engine in every motion class (about 0.03 px under 3 px, 0.14 px at 20-30 px). Inputs are
+accurate engine in every motion class (about 0.03 px under 3 px, 0.13 px at 20-30 px). Inputs are
 prepared (C, H, W) float32 channels (``wallis`` by default); output in px.
 """
 from __future__ import annotations
