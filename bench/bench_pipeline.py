@@ -78,29 +78,13 @@ def engine_calls_seconds(engine_name: str, repeat: int) -> float | None:
     engine = create_engine(engine_name)
     a8, b8 = _stretched_pair()
 
-    def dis(first: np.ndarray, second: np.ndarray, stride: int, iterations: int) -> np.ndarray:
-        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        flow.setFinestScale(0)
-        flow.setPatchSize(8)
-        flow.setPatchStride(stride)
-        flow.setVariationalRefinementIterations(iterations)
-        flow.setUseSpatialPropagation(True)
-        return flow.calc(first, second, None)
-
-    def refine(first: np.ndarray, second: np.ndarray, start: np.ndarray) -> np.ndarray:
-        refiner = cv2.VariationalRefinement.create()
-        refiner.setAlpha(engine.alpha)
-        refiner.setDelta(engine.delta)
-        refiner.setGamma(engine.gamma)
-        refiner.setFixedPointIterations(engine.fixed_point_iterations)
-        refiner.setSorIterations(engine.sor_iterations)
-        return refiner.calc(first.astype(np.float32), second.astype(np.float32), start)
-
     def calls(first: np.ndarray, second: np.ndarray) -> None:
+        # The engines' own configured OpenCV objects, called on the raw stretched images.
         if engine_name == "dis":
-            dis(first, second, engine.patch_stride, engine.variational_iterations)
+            engine.calculator().calc(first, second, None)
         elif engine_name == "hybrid":
-            refine(first, second, dis(first, second, engine.start_stride, engine.start_iterations))
+            start = engine.start_engine().calculator().calc(first, second, None)
+            engine.refiner().calc(first.astype(np.float32), second.astype(np.float32), start)
         else:
             cv2.calcOpticalFlowFarneback(first.astype(np.float32), second.astype(np.float32), None,
                                          engine.pyr_scale, engine.levels, engine.winsize, engine.iterations,

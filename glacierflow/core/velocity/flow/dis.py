@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -43,19 +43,23 @@ class Dis:
 
         ``initial`` (px) is handed to DIS as its input flow when given.
         """
-        import cv2  # heavy import kept out of QGIS start-up
-
         a, b = check_pair(image_a, image_b)
         a8, b8 = to_uint8_pair(single_channel(a), single_channel(b))
+        start = None if initial is None else np.dstack([initial.dx, initial.dy]).astype(np.float32)
+        flow = self.calculator().calc(a8, b8, start)
+        return Flow(dx=np.ascontiguousarray(flow[..., 0]), dy=np.ascontiguousarray(flow[..., 1]))
+
+    def calculator(self) -> Any:
+        """The ``cv2.DISOpticalFlow`` with these settings (8-bit single-channel images in, px out)."""
+        import cv2  # heavy import kept out of QGIS start-up
+
         dis = cv2.DISOpticalFlow.create(PRESETS[self.preset])
         dis.setFinestScale(self.finest_scale)
         dis.setPatchSize(self.patch_size)
         dis.setPatchStride(self.patch_stride)
         dis.setVariationalRefinementIterations(self.variational_iterations)
         dis.setUseSpatialPropagation(True)
-        start = None if initial is None else np.dstack([initial.dx, initial.dy]).astype(np.float32)
-        flow = dis.calc(a8, b8, start)
-        return Flow(dx=np.ascontiguousarray(flow[..., 0]), dy=np.ascontiguousarray(flow[..., 1]))
+        return dis
 
 
 def single_channel(stack: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ prepared (C, H, W) float32 channels (``wallis`` by default); output in px.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -94,7 +94,11 @@ class Hybrid:
 
     def _start(self, a: np.ndarray, b: np.ndarray) -> Flow:
         """The DIS start (px)."""
-        return Dis(patch_stride=self.start_stride, variational_iterations=self.start_iterations).estimate(a, b)
+        return self.start_engine().estimate(a, b)
+
+    def start_engine(self) -> Dis:
+        """The DIS engine of the start (patch stride ``start_stride`` px, ``start_iterations`` iterations)."""
+        return Dis(patch_stride=self.start_stride, variational_iterations=self.start_iterations)
 
     def _fused(self, a: np.ndarray, b: np.ndarray, dis: Flow) -> Flow:
         """The chip field where it agrees with ``dis`` within ``agree_px`` px, ``dis`` elsewhere."""
@@ -111,18 +115,22 @@ class Hybrid:
 
     def _refine(self, a: np.ndarray, b: np.ndarray, start: Flow) -> Flow:
         """OpenCV ``VariationalRefinement`` at full resolution from ``start`` (px)."""
-        import cv2
-
         one_a, one_b = single_channel(a), single_channel(b)
         lo, hi = joint_range(one_a, one_b)
         scale = np.float32(255.0 / (hi - lo))
+        flow = self.refiner().calc(np.ascontiguousarray((one_a - np.float32(lo)) * scale),
+                            np.ascontiguousarray((one_b - np.float32(lo)) * scale),
+                            np.dstack([start.dx, start.dy]).astype(np.float32))
+        return Flow(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
+
+    def refiner(self) -> Any:
+        """The ``cv2.VariationalRefinement`` with these settings (float32 images on a 0-255 scale, px)."""
+        import cv2
+
         refiner = cv2.VariationalRefinement.create()
         refiner.setAlpha(self.alpha)
         refiner.setDelta(self.delta)
         refiner.setGamma(self.gamma)
         refiner.setFixedPointIterations(self.fixed_point_iterations)
         refiner.setSorIterations(self.sor_iterations)
-        flow = refiner.calc(np.ascontiguousarray((one_a - np.float32(lo)) * scale),
-                            np.ascontiguousarray((one_b - np.float32(lo)) * scale),
-                            np.dstack([start.dx, start.dy]).astype(np.float32))
-        return Flow(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
+        return refiner
