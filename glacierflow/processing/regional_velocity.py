@@ -47,7 +47,10 @@ without QGIS: <code>python -m glacierflow.regional --help</code>.</p>
 <li><b>Glacier outlines</b>: one polygon per glacier (an RGI layer); <b>Glacier id field</b> (empty: RGIId or
 the like, else the feature id). <b>Group distance</b> (m): glaciers this close share scenes and pairs.
 <b>Minimum glacier area</b> (km2).</li>
-<li>Source, folder, season, months and pairing rule as in <i>Annual velocity from an area</i>.</li>
+<li>Source, folder, season, months and pairing rule as in <i>Annual velocity from an area</i>; a remote
+source (STAC, Earth Engine) takes the same advanced <b>Service URL</b>, <b>Credentials</b> and
+<b>Project</b>, and its scenes are fetched once per job area. Give the years: without them a remote source
+searches the latest two seasons.</li>
 </ul>
 <h3>Outputs</h3>
 <p>In the <b>Output folder</b>: one folder per glacier (<code>velocity.tif</code> in m/yr with its style,
@@ -95,6 +98,7 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
             self.ID_FIELD, "Glacier id field (empty: RGIId or the like)", parentLayerParameterName=self.OUTLINES,
             optional=True))
         imagery.add_source_parameters(self, recursive=False)
+        imagery.add_service_parameters(self)
         season_params.add_pairing_parameters(self)
         self.addParameter(QgsProcessingParameterString(
             self.MONTHS, season_params.MONTHS_LABEL, defaultValue=AUTO_MONTHS, optional=True))
@@ -136,6 +140,7 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
             output=self.parameterAsFileOutput(parameters, self.OUTPUT, context),
             folder=self.parameterAsFile(parameters, self.FOLDER, context),
             source=self.parameterAsEnumString(parameters, self.SOURCE, context),
+            source_settings=imagery.service_settings(self, parameters, context),
             id_field=(self.parameterAsFields(parameters, self.ID_FIELD, context) or [""])[0],
             max_cloud=self.optional_double(parameters, self.MAX_CLOUD, context),
             **season_params.season_options(self, parameters, context),

@@ -431,3 +431,50 @@ def test_earth_engine_without_credentials_says_how_to_authenticate(plugin, earth
     assert "No Earth Engine credentials found" in message and "service-account JSON key" in message
     assert "earthengine authenticate" in message and "gcloud auth application-default login" in message
     assert not (tmp_path / "s.gpkg").exists()
+
+
+def _two_glaciers(path: Path) -> str:
+    """Two rectangles side by side on the moving glacier's scenes (UTM 32N), ids G1 and G2."""
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32632)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = dataset.CreateLayer("glaciers", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("RGIId", ogr.OFTString))
+    for glacier_id, left in (("G1", VX0 + 500.0), ("G2", VX0 + 1400.0)):
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("RGIId", glacier_id)
+        x0, x1, y0, y1 = left, left + 700.0, Y0 - 2100.0, Y0 - 500.0
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"))
+        layer.CreateFeature(feature)
+    feature, layer, dataset = None, None, None
+    return str(path)
+
+
+def test_regional_velocity_from_a_stac_api_then_a_rerun_fetches_nothing(plugin, stac, tmp_path):
+    import processing
+
+    parameters = {"OUTLINES": _two_glaciers(tmp_path / "glaciers.gpkg"), "SOURCE": "earth_search_sentinel2",
+                  "SOURCE_URL": stac.api_url, "YEAR_A": 2021, "YEAR_B": 2022, "MONTHS": "6-10",
+                  "ENGINE": "farneback", "WORKERS": 0, "OUTPUT": str(tmp_path / "region")}
+    stac.files.reset_counts()
+    result = processing.run("glacierflow:regional_velocity", parameters)
+    assert (result["GLACIER_COUNT"], result["COMPLETE_COUNT"]) == (2, 2)
+    assert stac.files.total_requests("vel/") > 0  # the scenes came from the file server behind the STAC items
+    errors, moving_count = [], 0
+    for glacier in ("G1", "G2"):
+        dataset = gdal.Open(str(tmp_path / "region" / glacier / "velocity.tif"))
+        names = [dataset.GetRasterBand(i).GetDescription() for i in range(1, dataset.RasterCount + 1)]
+        speed = dataset.GetRasterBand(names.index("speed") + 1).ReadAsArray().astype(np.float64)
+        col, row = offsets(dataset, VX0, Y0, 10.0)
+        window = np.s_[row:row + speed.shape[0], col:col + speed.shape[1]]
+        true_speed = np.hypot(stac.truth["vx"], stac.truth["vy"])[window]
+        moving = stac.truth["glacier"][window] & (true_speed > 20.0) & np.isfinite(speed)
+        errors.append(np.abs(speed[moving] - true_speed[moving]))
+        moving_count += int(moving.sum())
+    assert moving_count > 200
+    assert np.median(np.concatenate(errors)) < 6.0  # 0.12 of the 50 m/yr maximum, as the annual job's test
+
+    stac.files.reset_counts()
+    again = processing.run("glacierflow:regional_velocity", parameters)
+    assert again["TASKS_RUN"] == 0 and again["COMPLETE_COUNT"] == 2
+    assert stac.files.total_requests("vel/") == 0  # every scene and product was already on disk
