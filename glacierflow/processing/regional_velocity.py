@@ -69,12 +69,6 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
     FOLDER = imagery.FOLDER
     MONTHS = imagery.MONTHS
     MAX_CLOUD = imagery.MAX_CLOUD
-    YEAR_A = season_params.YEAR_A
-    YEAR_B = season_params.YEAR_B
-    RULE = season_params.RULE
-    MIN_DAYS = season_params.MIN_DAYS
-    MAX_DAYS = season_params.MAX_DAYS
-    MAX_PAIRS_PER_SCENE = season_params.MAX_PAIRS_PER_SCENE
     ENGINE = "ENGINE"
     GROUP_DISTANCE = "GROUP_DISTANCE"
     MIN_AREA = "MIN_AREA"
