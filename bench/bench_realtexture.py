@@ -63,10 +63,17 @@ def reference_opencv(image_a: np.ndarray, image_b: np.ndarray, method: str = "di
     return median_filter_flow(Flow(flow[..., 0].copy(), flow[..., 1].copy()), 9)
 
 
-def config_job(config: str) -> tuple[str, str | None]:
-    """(engine, preprocessing or None) of a config named ``<engine>`` or ``<engine>:<mode>``."""
-    engine, _, mode = config.partition(":")
-    return engine, (mode or None)
+def config_job(config: str) -> tuple[str, str | None, dict[str, float]]:
+    """(engine, preprocessing or None, engine parameters) of a config named ``<engine>[:<mode>][@k=v,...]``.
+
+    ``hybrid@alpha=20,spacing=8`` runs the hybrid with those settings instead of its defaults (how the
+    shipped settings were chosen: bench/RESULTS.md).
+    """
+    name, _, overrides = config.partition("@")
+    engine, _, mode = name.partition(":")
+    params = {key: float(value) if "." in value else int(value)
+              for key, value in (item.split("=", 1) for item in overrides.split(",") if item)}
+    return engine, (mode or None), params
 
 
 def track_case(case: rt.Case, engine: str, preprocessing: str | None = None, **job_fields: Any) -> TrackedBlock:
@@ -85,8 +92,8 @@ def score_case(config: str, case: rt.Case) -> dict[str, Any]:
         flow = reference_opencv(case.a, case.b, config[4:])
         dx, dy, trusted = flow.dx, flow.dy, np.ones(case.a.shape, bool)
     else:
-        engine, mode = config_job(config)
-        result = track_case(case, engine, mode)
+        engine, mode, params = config_job(config)
+        result = track_case(case, engine, mode, engine_params=params)
         dx, dy, trusted = result.dx, result.dy, result.trust
     seconds = time.perf_counter() - started
     scored = case.glacier & case.textured
@@ -221,11 +228,11 @@ def run_yahtse(configs: list[str]) -> str:
                 flow = reference_opencv(rt.acquisition(0), rt.acquisition(1), config[4:])
                 east, north = flow.dx * 15.0 / days, -flow.dy * 15.0 / days
             else:
-                engine, mode = config_job(config)
+                engine, mode, params = config_job(config)
                 output = os.path.join(folder, f"{engine}.tif")
                 from glacierflow.core.velocity.pair import run_pair_job
 
-                run_pair_job(PairJob(path_a, path_b, output, engine=engine, preprocessing=mode))
+                run_pair_job(PairJob(path_a, path_b, output, engine=engine, preprocessing=mode, engine_params=params))
                 product = gdal.Open(output)
                 bands = {product.GetRasterBand(i).GetDescription(): product.GetRasterBand(i).ReadAsArray()
                          for i in range(1, product.RasterCount + 1)}
