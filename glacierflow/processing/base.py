@@ -20,6 +20,7 @@ from ..core.errors import GlacierFlowError, redact_secrets
 from ..core.feedback import JobCancelled
 from ..core.interrupts import cancel_on_signals
 from ..qgis_compat import make_field
+from .input_layers import open_layer_inputs
 from .network_settings import apply_cache_settings, qgis_proxy
 from .output_guard import guard_outputs
 
@@ -55,11 +56,18 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> GlacierFlowAlgorithm:  # noqa: N802
         return type(self)()
 
+    def prepareAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> bool:
+        """In the main thread, before the job: open or find the layer inputs (see input_layers)."""
+        self._layer_inputs = open_layer_inputs(self, parameters, context)
+        return True
+
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..core.imagery.network import using_proxy  # imagery's imports wait until a job runs
 
-        parameters = self.enum_values_as_names(parameters)
+        # The layers prepareAlgorithm opened, so the (worker) thread running this opens and searches none.
+        parameters = {**self.enum_values_as_names(parameters), **getattr(self, "_layer_inputs", {})}
         apply_cache_settings()
         with cancel_on_signals(feedback.cancel) as signals, using_proxy(qgis_proxy()):
             try:

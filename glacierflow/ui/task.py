@@ -76,6 +76,9 @@ def start_algorithm(algorithm_id: str, parameters: dict[str, Any], feedback: Qgs
     _IN_FLIGHT[key] = (task, context, feedback)
 
     def executed(ok: bool, results: dict[str, Any]) -> None:
+        # Release the context first: the input layers it opened close their files now (GDAL may write a
+        # statistics .aux.xml), before a cancel removes outputs, which a chain's next step reads as inputs.
+        _IN_FLIGHT.pop(key, None)
         if feedback.isCanceled():  # finished just as the user cancelled (ok or not): nothing it wrote stays
             for path in written_files(algorithm_id, results or {}):
                 remove_output(path)
@@ -83,7 +86,6 @@ def start_algorithm(algorithm_id: str, parameters: dict[str, Any], feedback: Qgs
         on_executed(ok, results)
 
     task.executed.connect(executed)
-    task.executed.connect(lambda *_: _IN_FLIGHT.pop(key, None))
     QgsApplication.taskManager().addTask(task)
     return task, context
 
