@@ -18,7 +18,7 @@ def wait_for(dock: Any, timeout: float = 180.0) -> None:
 
 
 def open_dock(plugin: Any, mode: str) -> Iterator[Any]:
-    """A GlacierFlow dock showing ``mode`` ("pair", "area" or "forecast"), released afterwards.
+    """A GlacierFlow dock showing ``mode`` ("pair", "area", "region" or "forecast"), released afterwards.
 
     The last mode is remembered between tests, so each test's dock sets its own.
     """

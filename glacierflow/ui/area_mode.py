@@ -300,13 +300,25 @@ class AreaMode(VelocityMode, QWidget):
         if algorithm is None:
             raise ValueError(f"The algorithm {ALGORITHM_ID} is not available: enable the GlacierFlow plugin.")
         accepted = {definition.name() for definition in algorithm.parameterDefinitions()}
-        values = self._search_values(accepted)
-        values.update({Annual.ENGINE: self.engine.currentText(), Annual.OUTPUT: self._output_path()})
+        values = self.search_values(accepted)
+        values.update({imagery_params.AREA: self.area_picker.polygon_file(), Annual.OUTPUT: self._output_path()})
         outlines = self.outlines.currentLayer()
         if isinstance(outlines, QgsVectorLayer):
             values[Annual.OUTLINES] = polygon_file(outlines, False)
         if self.stakes.filePath().strip():
             values[Annual.STAKES] = self.stakes.filePath().strip()
+        return {name: value for name, value in values.items() if name in accepted}
+
+    def search_values(self, accepted: set) -> dict[str, Any]:
+        """What any algorithm that searches a source takes from this tab (the Region tab uses it too): source,
+        folder, years (or the dates they span), pairing rule, months, cloud limit, engine and the remote
+        source's settings; only the names in ``accepted``.
+
+        Raises:
+            ValueError: something the user must fix first (the message says what).
+        """
+        values = self._season_values(accepted)
+        values[Annual.ENGINE] = self.engine.currentText()
         for field in self.extra:
             if field.widget.isVisibleTo(self) or field.name not in REMOTE_ONLY:
                 value = field.value()
@@ -314,8 +326,8 @@ class AreaMode(VelocityMode, QWidget):
                     values[field.name] = value
         return {name: value for name, value in values.items() if name in accepted}
 
-    def _search_values(self, accepted: set) -> dict[str, Any]:
-        """Source, folder, area, years (or the dates they span), months and cloud limit."""
+    def _season_values(self, accepted: set) -> dict[str, Any]:
+        """Source, folder, years (or the dates they span), months and cloud limit."""
         source = self.source.currentText()
         folder = self.folder.filePath().strip()
         if source == LOCAL_SOURCE and not os.path.isdir(folder):
@@ -328,8 +340,7 @@ class AreaMode(VelocityMode, QWidget):
             raise ValueError(f"The last season ({year_b}) must not come before the first ({year_a}).")
         if rule != "cross_year" and self.max_days.value() < self.min_days.value():
             raise ValueError("The maximum interval must be at least the minimum interval.")
-        values: dict[str, Any] = {imagery_params.SOURCE: source, imagery_params.AREA: self.area_picker.polygon_file(),
-                                  imagery_params.MONTHS: self.months.text().strip()}
+        values: dict[str, Any] = {imagery_params.SOURCE: source, imagery_params.MONTHS: self.months.text().strip()}
         if source == LOCAL_SOURCE:
             values[imagery_params.FOLDER] = folder
         if Annual.YEAR_A in accepted:

@@ -1,6 +1,7 @@
-"""The GlacierFlow dock: three modes, "Image pair" (``glacierflow:velocity_pair``), "Area"
-(``glacierflow:annual_velocity``) and "Forecast" (``glacierflow:ndsi_series`` then
-``glacierflow:forecast_ndsi``), run in the background; the results are loaded styled.
+"""The GlacierFlow dock: four modes, "Image pair" (``glacierflow:velocity_pair``), "Area"
+(``glacierflow:annual_velocity``), "Region" (``glacierflow:regional_velocity``, many glaciers, on Dask) and
+"Forecast" (``glacierflow:ndsi_series`` then ``glacierflow:forecast_ndsi``), run in the background; the
+results are loaded styled.
 
 The run is the Processing algorithms themselves (the same result as the toolbox and
 ``qgis_process``), queued in QGIS's task manager so QGIS never freezes.
@@ -35,6 +36,7 @@ from .forecast_mode import ForecastMode
 from .layers import ResultLayers
 from .modes import DockMode
 from .pair_mode import PairMode
+from .region_mode import RegionLayers, RegionMode
 from .task import LogFeedback
 from .widgets import HelpDialog
 
@@ -50,7 +52,7 @@ class GlacierFlowDock(QgsDockWidget):
         super().__init__("GlacierFlow", parent)
         self.setObjectName("GlacierFlowDock")
         self.iface = iface
-        self.results: ResultLayers | ForecastLayers | None = None
+        self.results: ResultLayers | RegionLayers | ForecastLayers | None = None
         self.status = "Ready"
         self._task = None
         self._context = None
@@ -62,8 +64,11 @@ class GlacierFlowDock(QgsDockWidget):
         self._series_tool: Any = None
         self._series_window: QDialog | None = None
         self._build()
-        self.modes.setCurrentIndex(int(QgsSettings().value(SETTINGS + "mode", 0)))
-        self.modes.currentChanged.connect(lambda index: QgsSettings().setValue(SETTINGS + "mode", index))
+        titles = [self.modes.tabText(index) for index in range(self.modes.count())]
+        remembered = str(QgsSettings().value(SETTINGS + "mode_title", ""))  # by title: tabs may be added
+        self.modes.setCurrentIndex(titles.index(remembered) if remembered in titles else 0)
+        self.modes.currentChanged.connect(
+            lambda index: QgsSettings().setValue(SETTINGS + "mode_title", self.modes.tabText(index)))
         self.pair.image_a.fileChosen.connect(self._set_last_folder)
         self.pair.image_b.fileChosen.connect(self._set_last_folder)
         for output in (self.pair.output, self.area.output):
@@ -77,10 +82,11 @@ class GlacierFlowDock(QgsDockWidget):
         layout = QVBoxLayout(body)
         self.pair = PairMode(self.last_folder, body)
         self.area = AreaMode(self.last_folder, self._canvas, body)
+        self.region = RegionMode(self.last_folder, self.area, body)
         self.forecast = ForecastMode(self.last_folder, self.area, body)
         self.modes = QTabWidget(body)
         self._pages: dict[int, QScrollArea] = {}
-        for mode in (self.pair, self.area, self.forecast):
+        for mode in (self.pair, self.area, self.region, self.forecast):
             # A scroll area per tab: the dock can be narrow (QGIS users dock it beside the map) without
             # the widest tab forcing its width on the map canvas.
             page = QScrollArea(self.modes)
@@ -161,7 +167,7 @@ class GlacierFlowDock(QgsDockWidget):
         return self.modes.currentWidget().widget()
 
     def set_mode(self, mode: DockMode) -> None:
-        """Show ``mode``'s tab (``dock.pair``, ``dock.area`` or ``dock.forecast``)."""
+        """Show ``mode``'s tab (``dock.pair``, ``dock.area``, ``dock.region`` or ``dock.forecast``)."""
         self.modes.setCurrentWidget(self._pages[id(mode)])
 
     # ---------------------------------------------------------------- settings
@@ -178,6 +184,7 @@ class GlacierFlowDock(QgsDockWidget):
     def _save_settings(self) -> None:
         self.pair.save_settings()
         self.area.save_settings()
+        self.region.save_settings()
         self.forecast.save_settings()
 
     # --------------------------------------------------------------------- run
