@@ -37,6 +37,8 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
     DISPLAY_NAME = ""
     GROUP = ""
     HELP = ""
+    # What a cancelled run leaves, said after "Cancelled: " (a job that keeps finished parts says so).
+    CANCELLED_LEAVES = "no output was written."
 
     def name(self) -> str:
         return self.ALGORITHM_ID
@@ -75,7 +77,7 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
                 return self.process(parameters, context, feedback)
             except JobCancelled:
                 stopped_by = f" by {signals.received}" if signals.received else ""
-                raise QgsProcessingException(f"Cancelled{stopped_by}: no output was written.") from None
+                raise QgsProcessingException(f"Cancelled{stopped_by}: {self.CANCELLED_LEAVES}") from None
             except GlacierFlowError as error:
                 raise QgsProcessingException(redact_secrets(str(error))) from None
             except PermissionError as error:

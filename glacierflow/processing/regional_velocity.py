@@ -78,6 +78,9 @@ class RegionalVelocityAlgorithm(GlacierFlowAlgorithm):
     RETRIES = "RETRIES"
     OUTPUT = "OUTPUT"
 
+    CANCELLED_LEAVES = ("the glaciers complete before the cancel stay in the output folder (index.gpkg is "
+                        "written by a complete run); run again into the same folder to resume.")
+
     ALGORITHM_ID = "regional_velocity"
     DISPLAY_NAME = "Regional velocity (many glaciers, on Dask)"
     GROUP = "Velocity"

@@ -236,7 +236,7 @@ class GlacierFlowDock(QgsDockWidget):
                 self.log(f"The result was written but could not be loaded: {error}", True)
                 self._set_status("Done (not loaded)")
         elif cancelled:
-            self.log("Cancelled: no output was written.", True)
+            self.log(f"Cancelled: {getattr(self._running, 'cancelled_leaves', 'no output was written.')}", True)
             self._set_status("Cancelled")
         else:
             self.log("Failed: see the messages above.", True)

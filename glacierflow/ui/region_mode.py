@@ -62,6 +62,7 @@ class RegionMode(QWidget):
 
     algorithm_id = ALGORITHM_ID
     title = "Region"
+    cancelled_leaves = Regional.CANCELLED_LEAVES
 
     def __init__(self, last_folder: Callable[[], str], area: AreaMode, parent: QWidget | None = None) -> None:
         super().__init__(parent)

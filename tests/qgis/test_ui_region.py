@@ -3,10 +3,12 @@ Dask cluster started from QGIS's task thread, and the glacier index loaded colou
 from __future__ import annotations
 
 import os
+import re
+import time
 
 import pytest
 from dock_helpers import open_dock, wait_for
-from qgis.core import QgsProject, QgsVectorLayer
+from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
 
 from training.sample_region import write_sample_region
 
@@ -66,6 +68,33 @@ def test_region_run_on_a_local_cluster_loads_the_index_and_the_glaciers(dock, re
     assert names[0] == "glaciers (median speed, m/yr)"
     assert sorted(name.split(" ")[0] for name in names[1:]) == sorted(region.glacier_ids)
     assert os.path.isfile(tmp_path / "region" / "index.gpkg")
+
+
+def test_region_cancel_keeps_complete_glaciers_and_a_rerun_resumes(dock, region, outlines, tmp_path):
+    _search_like_the_area_test(dock, region)
+    dock.region.outlines.setLayer(outlines)
+    dock.region.workers.setValue(0)  # in QGIS's process: the bar moves with each task
+    dock.region.output.setFilePath(str(tmp_path / "region"))
+    assert dock.run()
+    deadline = time.monotonic() + 120
+    while dock.is_running() and dock.progress.value() == 0 and time.monotonic() < deadline:
+        QgsApplication.processEvents()  # the panel stays responsive while the tasks run
+        time.sleep(0.005)
+    dock.cancel()
+    wait_for(dock)
+    log = dock.log_view.toPlainText()
+    assert dock.status == "Cancelled", log
+    assert "Cancelled: the glaciers complete before the cancel stay in the output folder" in log
+    assert "no output was written" not in log
+    assert not os.path.exists(tmp_path / "region" / "index.gpkg")  # stopped mid-run: no index yet
+    dock.log_view.clear()
+    dock.region.workers.setValue(2)
+    assert dock.run()
+    wait_for(dock, timeout=300)
+    log = dock.log_view.toPlainText()
+    assert dock.status == "Done" and "4 of 4 glaciers complete" in log, log
+    done_before = re.search(r"(\d+) complete before", log)
+    assert done_before and int(done_before.group(1)) >= 1  # the rerun resumed from what the first run finished
 
 
 def test_region_parameters_say_what_to_fix(dock, region, outlines, tmp_path):

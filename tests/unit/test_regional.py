@@ -198,12 +198,22 @@ def test_cancel_keeps_complete_work_and_a_rerun_finishes_it(region, serial, tmp_
     from glacierflow.core.feedback import JobCancelled
 
     class Cancelling(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.percents: list[float] = []
+
         def is_cancelled(self) -> bool:
             return any(m.startswith("Task 12 finished") for m in self.messages)
 
+        def progress(self, percent: float) -> None:
+            self.percents.append(percent)
+
     output = tmp_path / "cancelled"
+    cancelling = Cancelling()
     with pytest.raises(JobCancelled):
-        run_regional_job(regional_job(region, output, workers=0), Cancelling())
+        run_regional_job(regional_job(region, output, workers=0), cancelling)
+    # the bar moves with each task, on the scale of the 24 tasks the job can run (2 areas: 9 pairs, 1, 2)
+    assert cancelling.percents == pytest.approx([100.0 * k / 24 for k in range(1, 13)])
     assert not (output / INDEX_NAME).exists() and not [p for p in output.rglob("*") if ".gftmp" in p.name]
     # tasks 1-12: area 1's 9 pairs, its screening, its 2 glaciers; then the cancel
     assert len(list(output.glob("_areas/*/pairs/*.tif"))) == 9

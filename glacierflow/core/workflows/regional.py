@@ -504,6 +504,7 @@ class SerialRunner:
     def __init__(self, feedback: Feedback) -> None:
         self.feedback = feedback
         self.finished = 0
+        self.planned = 0  # the most tasks the job can submit (complete ones are skipped): the progress scale
 
     def submit(self, function: Any, *args: Any, key: str = "") -> Any:
         if self.feedback.is_cancelled():
@@ -511,6 +512,8 @@ class SerialRunner:
         value = function(*args)
         self.finished += 1
         self.feedback.info(f"Task {self.finished} finished: {key}")
+        if self.planned:  # tasks run one by one here: the bar moves with each (100 % when all have run)
+            self.feedback.progress(min(99.0, 100.0 * self.finished / self.planned))
         return value
 
     @staticmethod
@@ -691,6 +694,8 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
     """Submit the tasks of every area; returns the glacier rows and the counts of tasks run and skipped."""
     handles: list[tuple[Glacier, Any]] = []
     run = skipped = 0
+    if isinstance(runner, SerialRunner):  # (Dask's runner counts its submitted futures)
+        runner.planned = sum(len(a.pairs) + 1 + len(a.glaciers) for a in areas if a.grid is not None)
     for area in areas:
         if area.annual is None or area.grid is None:
             continue
