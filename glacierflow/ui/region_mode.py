@@ -8,6 +8,7 @@ is the glacier index, coloured by median speed, and each complete glacier's spee
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -162,8 +163,12 @@ class RegionMode(QWidget):
         return {name: value for name, value in values.items() if name in accepted}
 
     def _output_folder(self) -> str:
+        """The chosen folder, else a new temporary one: a rerun resumes only in a folder the user chose (an
+        earlier run of other outlines must never be taken for this one's complete work)."""
         folder = self.output.filePath().strip()
-        return folder or os.path.join(QgsProcessingUtils.tempFolder(), "regional_velocity")
+        if folder:
+            return folder
+        return tempfile.mkdtemp(prefix="regional_velocity_", dir=QgsProcessingUtils.tempFolder())
 
     def describe(self, parameters: dict[str, Any]) -> str:
         """One log line for the start of a run."""

@@ -114,6 +114,9 @@ def test_region_parameters_say_what_to_fix(dock, region, outlines, tmp_path):
     assert parameters["SCHEDULER"] == "tcp://127.0.0.1:8786" and parameters["ENGINE"] == "farneback"
     assert parameters["YEAR_A"] == 2021 and parameters["FOLDER"] == region.folder
     assert QgsVectorLayer(parameters["OUTLINES"], "sel", "ogr").featureCount() == 1  # the selected glacier only
+    dock.region.output.setFilePath("")
+    first, second = dock.region.parameters()["OUTPUT"], dock.region.parameters()["OUTPUT"]
+    assert first != second and os.path.isdir(first)  # no folder chosen: a new one per run, never a rerun
     dock.region.selected_only.setChecked(False)
 
 
