@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from osgeo import gdal
 
 from glacierflow.core.errors import GlacierFlowError
 from glacierflow.core.feedback import Feedback, JobCancelled
+from glacierflow.core.products.velocity import open_velocity
 from glacierflow.core.workflows.annual import AnnualJob, is_complete_product, pair_product_name, run_annual_job
 from training.sample_series import SERIES_DATES, write_sample_series
 
@@ -196,6 +198,13 @@ def test_pair_names_and_completeness(series, annual):
     assert names == [os.path.basename(p) for p in result.pair_products]
     assert is_complete_product(result.pair_products[0], pairs[0], ENGINE)
     assert not is_complete_product(result.pair_products[0], pairs[0], "horn_schunck")
+    # on another grid (a folder reused for another area), a product is not this job's
+    grid = open_velocity(result.pair_products[0]).grid
+    assert is_complete_product(result.pair_products[0], pairs[0], ENGINE, grid)
+    x0, a, b, y0, d, e = grid.transform
+    shifted = replace(grid, transform=(x0 + a, a, b, y0, d, e))  # one pixel east
+    for other in (shifted, replace(grid, width=grid.width + 1)):
+        assert not is_complete_product(result.pair_products[0], pairs[0], ENGINE, other)
 
 
 def test_no_pair_between_the_years_fails_clearly(series, tmp_path):

@@ -4,6 +4,7 @@ killed mid-run), a rerun, a bad address, and the command line."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -222,6 +223,22 @@ def test_cancel_keeps_complete_work_and_a_rerun_finishes_it(region, serial, tmp_
     assert again.tasks_skipped == 12 and again.tasks_run == 12
     for name, bands in products(serial[0]).items():
         assert np.array_equal(bands, products(output)[name], equal_nan=True)
+
+
+def test_a_folder_reused_with_other_area_grids_recomputes_everything(region, serial, tmp_path):
+    output = tmp_path / "reused"
+    shutil.copytree(serial[0], output)
+    # no margin: the same areas and pairs (same product names) on smaller area grids. Products of the old
+    # grids are not this job's, and the screenings and stacks made of them are stale too.
+    narrow = run_regional_job(regional_job(region, output, workers=0, margin_m=0.0), Recorder())
+    assert narrow.tasks_run == 2 * 9 + 2 + 4 and narrow.tasks_skipped == 0
+    assert all(row["status"] == "complete" for row in narrow.rows)
+    fresh_folder = tmp_path / "fresh"
+    fresh = run_regional_job(regional_job(region, fresh_folder, workers=0, margin_m=0.0), Recorder())
+    for name, bands in products(fresh_folder).items():
+        assert np.array_equal(bands, products(output)[name], equal_nan=True)  # as if the folder were new
+    assert run_regional_job(regional_job(region, output, workers=0, margin_m=0.0), Recorder()).tasks_run == 0
+    assert fresh.tasks_run == narrow.tasks_run
 
 
 def test_a_remote_source_is_downloaded_per_area_and_every_glacier_completes(region, tmp_path):

@@ -68,6 +68,19 @@ class Grid:
         x0, a, b, y0, d, e = self.transform
         return (x0 + a * col + b * row, y0 + d * col + e * row)
 
+    def same_as(self, other: Grid, tolerance_px: float = 1e-3) -> bool:
+        """True when ``other`` is this grid: the same size (px) and CRS, every corner within ``tolerance_px`` px."""
+        from .crs import same_crs
+
+        if (self.width, self.height) != (other.width, other.height):
+            return False
+        limit = tolerance_px * min(self.pixel_size)
+        for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
+            (x, y), (x_other, y_other) = self.pixel_to_map(col, row), other.pixel_to_map(col, row)
+            if abs(x - x_other) > limit or abs(y - y_other) > limit:
+                return False
+        return same_crs(self.crs_wkt, other.crs_wkt)
+
     def window_grid(self, window: Window) -> Grid:
         """The sub-grid covered by ``window`` (same CRS and resolution)."""
         x, y = self.pixel_to_map(window.col_off, window.row_off)

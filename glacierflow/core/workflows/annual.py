@@ -179,8 +179,9 @@ def pair_product_name(pair: ScenePair, engine: str) -> str:
     return f"{safe(pair.first.id)}__{safe(pair.second.id)}__{safe(engine)}.tif"
 
 
-def is_complete_product(path: str, pair: ScenePair, engine: str) -> bool:
-    """True when ``path`` is a finished pair product of these images and engine, newer than both images."""
+def is_complete_product(path: str, pair: ScenePair, engine: str, grid: Grid | None = None) -> bool:
+    """True when ``path`` is a finished pair product of these images and engine, newer than both images,
+    and on ``grid`` when one is given (a folder reused for another area must not lend its products)."""
     if not os.path.isfile(path):
         return False
     try:
@@ -188,6 +189,8 @@ def is_complete_product(path: str, pair: ScenePair, engine: str) -> bool:
     except GlacierFlowError:
         return False
     if product.kind != PAIR or product.engine != engine:
+        return False
+    if grid is not None and not product.grid.same_as(grid):
         return False
     if (product.metadata.get(IMAGE_A), product.metadata.get(IMAGE_B)) != (os.path.basename(pair.first.href),
                                                                           os.path.basename(pair.second.href)):
@@ -215,7 +218,7 @@ def run_pairs(pairs: Sequence[ScenePair], folder: str, engine: str, outlines: st
             raise JobCancelled("Cancelled by the user")
         path = os.path.join(folder, pair_product_name(pair, engine))
         label = f"Pair {index + 1}/{len(pairs)} {pair.first.id} -> {pair.second.id} ({pair.interval_days:.1f} days)"
-        if is_complete_product(path, pair, engine):
+        if is_complete_product(path, pair, engine, grid):
             feedback.info(f"{label}: reused {os.path.basename(path)}")
         else:
             feedback.info(f"{label}: computing")
@@ -477,9 +480,9 @@ def run_annual_job(job: AnnualJob, feedback: Feedback | None = None) -> AnnualRe
         feedback = StageFeedback(whole, DOWNLOAD_SHARE, 100.0)
     pairs = find_pairs(job, feedback, folder, only, plan)
     work = _work_folder(job)
-    done_before = sum(is_complete_product(os.path.join(work, pair_product_name(p, job.engine)), p, job.engine)
-                      for p in pairs)
     grid = job_grid(job, pairs, feedback)
+    done_before = sum(is_complete_product(os.path.join(work, pair_product_name(p, job.engine)), p, job.engine, grid)
+                      for p in pairs)
     failures: dict[int, str] = {}
     products = run_pairs(pairs, work, job.engine, job.outlines, job.pair_options,
                          StageFeedback(feedback, 0.0, PAIR_SHARE), grid, failures)

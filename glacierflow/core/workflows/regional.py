@@ -381,13 +381,12 @@ def _measured_record(pair: ScenePair, result: dict[str, Any], outlines: str) -> 
 def screen_area(pairs: Sequence[ScenePair], results: Sequence[dict[str, Any]], outlines: str,
                 table: str) -> list[PairRecord]:
     """Screen the area's pairs (each measured in its pair task, or here when its product was complete
-    before); reused when ``table``'s JSON twin lists the same products."""
+    before); reused when ``table``'s JSON twin lists the same products, saved after them."""
     cache = os.path.splitext(table)[0] + ".json"
     products = [r["path"] for r in results]
-    cached = _read_json(cache)
-    if cached and cached.get("products") == [os.path.basename(p) for p in products] and os.path.exists(table):
-        records = [_record_from(pair, row) for pair, row in zip(pairs, cached["records"])]
-        return records
+    cached = _read_json(cache) if screening_complete(table, results) else None
+    if cached:
+        return [_record_from(pair, row) for pair, row in zip(pairs, cached["records"])]
     records = [_measured_record(pair, result, outlines) for pair, result in zip(pairs, results)]
     try:
         screen_pairs(records)
@@ -428,7 +427,8 @@ def stack_glacier(glacier: Glacier, records: Sequence[PairRecord], area_grid: Gr
     inputs = sorted(os.path.basename(r.product) for r in records if r.product)
     summary_path = os.path.join(folder, SUMMARY_NAME)
     done = _read_json(summary_path)
-    if done and done.get("inputs") == inputs and os.path.exists(os.path.join(folder, PRODUCT_NAME)):
+    if done and done.get("inputs") == inputs and os.path.exists(os.path.join(folder, PRODUCT_NAME)) \
+            and newer_than_inputs(summary_path, [r.product for r in records if r.product]):
         return done
     os.makedirs(folder, exist_ok=True)
     outline = write_outlines([glacier], os.path.join(folder, "outline.geojson"))
@@ -701,18 +701,21 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
             continue
         work, outlines = str(area.annual.work_folder), str(area.annual.outlines)
         results: list[Any] = []
+        reused = 0  # pairs complete before this run (a serial runner's fresh results are dicts too)
         for pair in area.pairs:
             path = os.path.join(work, pair_product_name(pair, job.engine))
-            if is_complete_product(path, pair, job.engine):
+            if is_complete_product(path, pair, job.engine, area.grid):
                 results.append({"path": path, "error": ""})
                 skipped += 1
+                reused += 1
             else:
                 results.append(runner.submit(compute_pair, pair, work, job.engine, outlines,
                                              runner.pair_options(job.pair_options), area.grid,
                                              key=f"pair-{area.id}-{os.path.basename(path)}"))
                 run += 1
         table = os.path.join(job.output, AREAS_FOLDER, area.id, "pairs.csv")
-        all_done = len(results) == skipped_here(results)
+        # a pair computed now (even under an old name) makes the saved screening and stacks stale
+        all_done = reused == len(results)
         if all_done and screening_complete(table, results):
             records: Any = screen_area(area.pairs, results, outlines, table)  # reads the cached screening
             skipped += 1
@@ -721,12 +724,14 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
             # pairs still do (each pair was measured in its own task)
             records = runner.submit(screen_area, area.pairs, results, outlines, table, key=f"screen-{area.id}")
             run += 1
-        inputs = sorted(os.path.basename(r["path"]) for r in results if isinstance(r, dict) and r["path"])
+        paths = [r["path"] for r in results if isinstance(r, dict) and r["path"]]
+        inputs = sorted(os.path.basename(path) for path in paths)
         for glacier in area.glaciers:
             folder = os.path.join(job.output, glacier.folder_name)
             summary = _read_json(os.path.join(folder, SUMMARY_NAME)) if all_done else None
             if summary is not None and summary.get("inputs") == inputs and (
-                    not summary.get("product") or os.path.exists(summary["product"])):
+                    not summary.get("product") or os.path.exists(summary["product"])) \
+                    and newer_than_inputs(os.path.join(folder, SUMMARY_NAME), paths):
                 handles.append((glacier, summary))
                 skipped += 1
                 continue
@@ -759,16 +764,21 @@ def remove_leftovers(folder: str) -> int:
     return count
 
 
-def skipped_here(results: Sequence[Any]) -> int:
-    """How many of an area's pair results are already known (complete products, not tasks)."""
-    return sum(isinstance(r, dict) for r in results)
-
-
 def screening_complete(table: str, results: Sequence[dict[str, str]]) -> bool:
-    """True when the area's screening was saved for exactly these pair products."""
-    cached = _read_json(os.path.splitext(table)[0] + ".json")
+    """True when the area's screening was saved for exactly these pair products, after they were written."""
+    saved = os.path.splitext(table)[0] + ".json"
+    cached = _read_json(saved)
     return cached is not None and os.path.exists(table) and cached.get("products") == [
-        os.path.basename(r["path"]) for r in results]
+        os.path.basename(r["path"]) for r in results] and newer_than_inputs(saved, [r["path"] for r in results])
+
+
+def newer_than_inputs(path: str, inputs: Sequence[str]) -> bool:
+    """True when ``path`` exists and was written after every existing file of ``inputs``: a pair product
+    recomputed under its old name (another area grid, a broken file) makes what was made of it stale."""
+    if not os.path.exists(path):
+        return False
+    written = os.path.getmtime(path)
+    return all(os.path.getmtime(item) <= written for item in inputs if item and os.path.exists(item))
 
 
 # --- the index ----------------------------------------------------------------------------------------------
