@@ -118,7 +118,7 @@ def test_cancel_leaves_no_output(plugin, sample, tmp_path):
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     feedback = QgsProcessingFeedback()
-    from glacierflow.core.velocity.pair import block_rows, parallel_rows
+    from glacierflow.core.velocity.pair import PARALLEL_ROWS, block_rows
 
     feedback.progressChanged.connect(lambda _: feedback.cancel())  # cancel after the first block
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("glacierflow:velocity_pair")
@@ -127,7 +127,7 @@ def test_cancel_leaves_no_output(plugin, sample, tmp_path):
                            "OUTPUT": str(output)}, QgsProcessingContext(), feedback)
     assert not ok
     dataset = gdal.Open(sample.image_a)
-    blocks = sum(len(row) for row in block_rows(dataset.RasterYSize, dataset.RasterXSize, 128, parallel_rows("dis")))
+    blocks = sum(len(row) for row in block_rows(dataset.RasterYSize, dataset.RasterXSize, 128, PARALLEL_ROWS))
     assert blocks >= 2 and feedback.progress() <= 100.0 / blocks  # stopped within a block of the cancel
     assert os.listdir(tmp_path) == []
 

@@ -49,12 +49,10 @@ MAX_BLOCK_WIDTH = 2048  # px of a block's own columns at most (blocks are about 
 # arrays, measured as above); sizes the thread pool against the job's memory budget.
 BYTES_PER_PIXEL = {"hybrid": 220, "ncc": 220, "raft": 220}
 DEFAULT_BYTES_PER_PIXEL = 250
-# Engines whose work is mostly Python-level (the NCC node loop, Horn-Schunck's many small array
-# operations) hold the GIL: threads did not overlap them (measured 1.0 core of 2 on Yahtse), so they
-# run their blocks one at a time, in as few blocks as memory allows (no margin overhead).
-GIL_BOUND_ENGINES = ("ncc", "horn_schunck")
-# Rows of blocks a scene is cut into at least (engines that free the GIL): work for two threads. Fixed, not
-# the core count, so that the same pair gives the same product on any machine.
+# Rows of blocks a scene is cut into at least: work for two threads. Fixed, not the core count, so that the
+# same pair gives the same product on any machine. Every engine's heavy work frees the GIL (OpenCV, numpy's
+# whole-array operations, onnxruntime): ncc and horn_schunck, once run one block at a time, used 1.89 and
+# 1.86 cores on threads with bit-identical Yahtse products (bench/RESULTS.md).
 PARALLEL_ROWS = 2
 GDAL_CACHE_MB = 64  # GDAL block cache while the job runs (restored after): the COG writer needs little
 
@@ -260,20 +258,12 @@ class Block:
         return slice(top, top + self.own.height), slice(left, left + self.own.width)
 
 
-def parallel_rows(engine: str) -> int:
-    """The fewest rows of blocks a scene tall enough is cut into, so that threads have blocks to share.
-
-    It depends on the engine only, never on this machine's cores or the thread count: the blocks, and so
-    the product, are the same on a laptop, in QGIS and on every Dask worker.
-    """
-    return 1 if engine in GIL_BOUND_ENGINES else PARALLEL_ROWS
-
-
 def block_rows(height: int, width: int, margin: int, workers: int) -> list[list[Block]]:
     """Blocks of a (height, width) px scene by row of blocks, top to bottom; each with ``margin`` px of context.
 
     Blocks stay under :data:`MAX_BLOCK_PIXELS` with their margins; a scene is cut into at least
-    ``workers`` rows of blocks (when it is tall enough; the job passes :func:`parallel_rows`).
+    ``workers`` rows of blocks (when it is tall enough; the job passes :data:`PARALLEL_ROWS`, never the core
+    count: the blocks, and so the product, are the same on a laptop, in QGIS and on every Dask worker).
     """
     # About square blocks: the least margin area for their pixels (memory), so the least repeated work.
     widest = max(64, min(MAX_BLOCK_WIDTH, math.isqrt(MAX_BLOCK_PIXELS) - 2 * margin))
@@ -300,10 +290,10 @@ def block_rows(height: int, width: int, margin: int, workers: int) -> list[list[
 
 
 def thread_count(job: PairJob) -> int:
-    """``job.workers``, else the CPU count (1 for a GIL-bound engine)."""
+    """``job.workers``, else the CPU count."""
     if job.workers > 0:
         return job.workers
-    return 1 if job.engine in GIL_BOUND_ENGINES else (os.cpu_count() or 1)
+    return os.cpu_count() or 1
 
 
 def worker_count(job: PairJob, block_pixels: int) -> int:
@@ -317,7 +307,7 @@ def _track_blocks(job: PairJob, grid: Grid, sources: tuple, stats: tuple, engine
                   settings: TrackSettings, days: float, outlines: GlacierOutlines | None, writer: ProductWriter,
                   feedback: Feedback) -> dict[str, float]:
     """Track every block in a thread pool and write each block's own pixels as soon as it is done."""
-    rows = block_rows(grid.height, grid.width, job.margin, parallel_rows(job.engine))
+    rows = block_rows(grid.height, grid.width, job.margin, PARALLEL_ROWS)
     largest = max(b.read.width * b.read.height for row in rows for b in row)
     workers = worker_count(job, largest)
     total = sum(len(row) for row in rows)
