@@ -20,7 +20,7 @@ from ..core.errors import GlacierFlowError, redact_secrets
 from ..core.feedback import JobCancelled
 from ..core.interrupts import cancel_on_signals
 from ..qgis_compat import make_field
-from .input_layers import open_layer_inputs
+from .input_layers import file_paths, is_file_path, open_layer_inputs
 from .network_settings import apply_cache_settings, qgis_proxy
 from .output_guard import guard_outputs
 
@@ -160,14 +160,31 @@ class GlacierFlowAlgorithm(QgsProcessingAlgorithm):
         return {"model_path": model}
 
     def raster_path(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str:
-        """The file behind raster parameter ``name``; core reads files, not layers."""
+        """The file behind raster parameter ``name``; core reads files, not layers (a file path is taken as
+        given, without opening a QGIS layer)."""
+        if is_file_path(parameters.get(name)):
+            return str(parameters[name])
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             raise QgsProcessingException(f"{name}: no raster given, or it cannot be opened as a raster.")
         return _file_of(layer)
 
+    def raster_crs(self, parameters: dict[str, Any], name: str,
+                   context: QgsProcessingContext) -> QgsCoordinateReferenceSystem:
+        """The CRS of raster parameter ``name`` (a file's is read with GDAL); invalid when it has none."""
+        from ..core.io.raster import open_raster
+
+        if is_file_path(parameters.get(name)):
+            wkt = open_raster(str(parameters[name])).GetProjection()
+            return QgsCoordinateReferenceSystem.fromWkt(wkt) if wkt else QgsCoordinateReferenceSystem()
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        return layer.crs() if layer is not None else QgsCoordinateReferenceSystem()
+
     def raster_paths(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> list[str]:
         """The files behind multiple-raster parameter ``name`` (at least one)."""
+        files = file_paths(parameters.get(name))
+        if files:
+            return files
         layers = self.parameterAsLayerList(parameters, name, context)
         if not layers:
             raise QgsProcessingException(f"{name}: choose at least one velocity raster.")

@@ -13,6 +13,7 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessin
 
 from ..core.io import output_guard as guard
 from ..core.io.atomic import remove_stale_temporaries, remove_stale_temporaries_in
+from .input_layers import file_paths
 
 _INPUT_LAYER_TYPES = {"raster", "source", "vector", "layer", "mesh", "pointcloud"}
 _TEMPORARY = ("TEMPORARY_OUTPUT", "memory:")
@@ -78,6 +79,9 @@ def _input_files(algorithm: QgsProcessingAlgorithm, definition: Any, parameters:
     kind, name = definition.type(), definition.name()
     if kind == "file":
         return guard.input_files([algorithm.parameterAsFile(parameters, name, context)])
+    files = file_paths(parameters.get(name))
+    if files is not None and kind in ("raster", "multilayer"):  # read by GDAL: no layer is opened for them
+        return guard.input_files(files)
     if kind == "multilayer":
         layers = algorithm.parameterAsLayerList(parameters, name, context)
         return guard.input_files(layer.source() for layer in layers)

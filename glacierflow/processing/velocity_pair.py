@@ -178,7 +178,7 @@ class VelocityPairAlgorithm(GlacierFlowAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             grid_spec=grid_params.grid_spec(
-                self, parameters, context, self.parameterAsRasterLayer(parameters, self.IMAGE_A, context).crs()),
+                self, parameters, context, self.raster_crs(parameters, self.IMAGE_A, context)),
             engine_params=self.raft_model(parameters, context),
             max_speed=self.parameterAsDouble(parameters, self.MAX_SPEED, context),
         )
