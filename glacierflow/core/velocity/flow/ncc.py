@@ -182,9 +182,14 @@ def _sample_chips(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, chip: i
     return out.reshape(len(rows), -1)
 
 
+def _zero_mean(chips: np.ndarray) -> np.ndarray:
+    """Chips (n, m) less their means."""
+    return chips - chips.mean(axis=1, keepdims=True)
+
+
 def _centred(chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Zero-mean chips and their norms (n, 1)."""
-    centred = chips - chips.mean(axis=1, keepdims=True)
+    centred = _zero_mean(chips)
     return centred, np.maximum(np.sqrt((centred * centred).sum(axis=1, keepdims=True)), 1e-12)
 
 
@@ -249,8 +254,8 @@ def _lsm_batch(a: np.ndarray, b: np.ndarray, gradients: tuple[np.ndarray, np.nda
             sampled_x = _sample_chips(grad_x, r, c, chip, x, y, cubic=True)
             sampled_y = _sample_chips(grad_y, r, c, chip, x, y, cubic=True)
         moved, norm = _centred(sampled_b)
-        jac_x = _centred(sampled_x)[0] / norm
-        jac_y = _centred(sampled_y)[0] / norm
+        jac_x = _zero_mean(sampled_x) / norm  # the gradients' own norms are not needed
+        jac_y = _zero_mean(sampled_y) / norm
         residual = template - moved / norm
         wx, wy = jac_x * taper, jac_y * taper
         h11 = (wx * jac_x).sum(1, dtype=np.float64)
