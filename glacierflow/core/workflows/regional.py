@@ -424,12 +424,12 @@ def stack_glacier(glacier: Glacier, records: Sequence[PairRecord], area_grid: Gr
     from ..velocity.stacking import StackJob, run_stack_job
 
     kept = [r for r in records if r.in_stack]
-    inputs = sorted(os.path.basename(r.product) for r in records if r.product)
-    summary_path = os.path.join(folder, SUMMARY_NAME)
-    done = _read_json(summary_path)
-    if done and done.get("inputs") == inputs and os.path.exists(os.path.join(folder, PRODUCT_NAME)) \
-            and newer_than_inputs(summary_path, [r.product for r in records if r.product]):
+    pair_paths = [r.product for r in records if r.product]
+    done = current_summary(folder, pair_paths)
+    if done is not None:
         return done
+    inputs = sorted(os.path.basename(path) for path in pair_paths)
+    summary_path = os.path.join(folder, SUMMARY_NAME)
     os.makedirs(folder, exist_ok=True)
     outline = write_outlines([glacier], os.path.join(folder, "outline.geojson"))
     write_pair_table(records, os.path.join(folder, "pairs.csv"))
@@ -504,7 +504,7 @@ class SerialRunner:
     def __init__(self, feedback: Feedback) -> None:
         self.feedback = feedback
         self.finished = 0
-        self.planned = 0  # the most tasks the job can submit (complete ones are skipped): the progress scale
+        self.planned = 0  # the most tasks the job can submit (:meth:`expect`): the progress scale
 
     def submit(self, function: Any, *args: Any, key: str = "") -> Any:
         if self.feedback.is_cancelled():
@@ -515,6 +515,10 @@ class SerialRunner:
         if self.planned:  # tasks run one by one here: the bar moves with each (100 % when all have run)
             self.feedback.progress(min(99.0, 100.0 * self.finished / self.planned))
         return value
+
+    def expect(self, tasks: int) -> None:
+        """At most ``tasks`` will be submitted (complete ones are skipped): the progress scale."""
+        self.planned = tasks
 
     @staticmethod
     def pair_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -538,6 +542,10 @@ class DaskRunner:
         self.cluster = getattr(self.client, "cluster", None)  # the LocalCluster this job started, if any
         self.dashboard = str(getattr(self.client, "dashboard_link", "") or "")
         self.handles: list[Any] = []
+
+    @staticmethod
+    def expect(tasks: int) -> None:
+        """Nothing: progress counts the submitted futures as they finish."""
 
     @staticmethod
     def pair_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -694,8 +702,7 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
     """Submit the tasks of every area; returns the glacier rows and the counts of tasks run and skipped."""
     handles: list[tuple[Glacier, Any]] = []
     run = skipped = 0
-    if isinstance(runner, SerialRunner):  # (Dask's runner counts its submitted futures)
-        runner.planned = sum(len(a.pairs) + 1 + len(a.glaciers) for a in areas if a.grid is not None)
+    runner.expect(sum(len(a.pairs) + 1 + len(a.glaciers) for a in areas if a.grid is not None))
     for area in areas:
         if area.annual is None or area.grid is None:
             continue
@@ -725,13 +732,10 @@ def _run_tasks(job: RegionalJob, areas: list[JobArea], runner: SerialRunner | Da
             records = runner.submit(screen_area, area.pairs, results, outlines, table, key=f"screen-{area.id}")
             run += 1
         paths = [r["path"] for r in results if isinstance(r, dict) and r["path"]]
-        inputs = sorted(os.path.basename(path) for path in paths)
         for glacier in area.glaciers:
             folder = os.path.join(job.output, glacier.folder_name)
-            summary = _read_json(os.path.join(folder, SUMMARY_NAME)) if all_done else None
-            if summary is not None and summary.get("inputs") == inputs and (
-                    not summary.get("product") or os.path.exists(summary["product"])) \
-                    and newer_than_inputs(os.path.join(folder, SUMMARY_NAME), paths):
+            summary = current_summary(folder, paths) if all_done else None
+            if summary is not None:
                 handles.append((glacier, summary))
                 skipped += 1
                 continue
@@ -770,6 +774,18 @@ def screening_complete(table: str, results: Sequence[dict[str, str]]) -> bool:
     cached = _read_json(saved)
     return cached is not None and os.path.exists(table) and cached.get("products") == [
         os.path.basename(r["path"]) for r in results] and newer_than_inputs(saved, [r["path"] for r in results])
+
+
+def current_summary(folder: str, pair_paths: Sequence[str]) -> dict[str, Any] | None:
+    """The glacier's ``summary.json`` when it is current: it lists exactly these pair products, was written
+    after them, and its product (if it has one) exists; else None (the glacier is stacked again)."""
+    path = os.path.join(folder, SUMMARY_NAME)
+    summary = _read_json(path)
+    if summary is None or summary.get("inputs") != sorted(os.path.basename(p) for p in pair_paths):
+        return None
+    if not newer_than_inputs(path, pair_paths) or (summary.get("product") and not os.path.exists(summary["product"])):
+        return None
+    return summary
 
 
 def newer_than_inputs(path: str, inputs: Sequence[str]) -> bool:
