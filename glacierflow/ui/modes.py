@@ -52,7 +52,8 @@ class DockMode(Protocol):
 
 
 class VelocityMode:
-    """What the two velocity modes share: one algorithm, a velocity product loaded as a group."""
+    """What the velocity modes (pair, area, region) share: one algorithm queued in the task manager, its
+    result loaded as a group."""
 
     algorithm_id = ""
 

@@ -21,7 +21,6 @@ from qgis.core import (
     QgsGraduatedSymbolRenderer,
     QgsLayerTreeGroup,
     QgsMapLayer,
-    QgsProcessingFeedback,
     QgsProcessingUtils,
     QgsProject,
     QgsRasterLayer,
@@ -36,8 +35,7 @@ from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, 
 from ..processing.regional_velocity import RegionalVelocityAlgorithm as Regional
 from .area_mode import AreaMode
 from .layers import speed_layer
-from .modes import Executed
-from .task import start_algorithm
+from .modes import VelocityMode
 from .vector_export import polygon_file
 from .widgets import polygon_layer_combo, spin_box
 
@@ -58,8 +56,9 @@ class RegionLayers:
     not_loaded: int = 0  # complete glaciers whose raster was left out (beyond MAX_RASTERS)
 
 
-class RegionMode(QWidget):
-    """Inputs of a regional run; ``parameters()`` for the algorithm, ``load()`` for its result."""
+class RegionMode(VelocityMode, QWidget):
+    """Inputs of a regional run; ``parameters()`` for the algorithm, ``load()`` for its result (queued and
+    released as the other velocity modes)."""
 
     algorithm_id = ALGORITHM_ID
     title = "Region"
@@ -180,11 +179,6 @@ class RegionMode(QWidget):
         return (f"Started the regional {parameters.get(Regional.ENGINE, '')} run over {count} glacier outline(s) "
                 f"of '{outlines.name()}' on {where} -> {parameters.get(Regional.OUTPUT, '')}")
 
-    def start(self, parameters: dict[str, Any], feedback: QgsProcessingFeedback,
-              on_executed: Executed) -> tuple[Any, Any]:
-        """Queue the regional algorithm with ``parameters``."""
-        return start_algorithm(self.algorithm_id, parameters, feedback, on_executed)
-
     # ------------------------------------------------------------------ result
     def load(self, results: dict[str, Any], parameters: dict[str, Any],
              project: QgsProject | None = None) -> RegionLayers:
@@ -217,9 +211,6 @@ class RegionMode(QWidget):
                  + (f"; {loaded.not_loaded} more are linked in the index's product field." if loaded.not_loaded
                     else ".")]
         return lines, loaded.index
-
-    def release(self) -> None:
-        """Nothing to release (no map tool of its own)."""
 
 
 def complete_products(index: QgsVectorLayer) -> list[str]:

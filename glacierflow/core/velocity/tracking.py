@@ -153,7 +153,7 @@ TEXTURE_CONTEXT = 16  # px of rows around the kept ones the texture test reads (
 
 
 def textured_rows(band_a: np.ndarray, band_b: np.ndarray, stats: tuple[BandStatistics, BandStatistics],
-              min_snr: float, keep: slice) -> np.ndarray | None:
+                  min_snr: float, keep: slice) -> np.ndarray | None:
     """Bool (kept rows, W): both images' texture SNR >= ``min_snr`` (None when there is no texture test).
 
     Only the kept rows and ``TEXTURE_CONTEXT`` rows around them are filtered (the same values as on
@@ -169,7 +169,7 @@ def textured_rows(band_a: np.ndarray, band_b: np.ndarray, stats: tuple[BandStati
 
 
 def filtered(forward: Flow, gross: np.ndarray, size: int, step: int, keep: slice,
-              voting: slice) -> tuple[np.ndarray, np.ndarray]:
+             voting: slice) -> tuple[np.ndarray, np.ndarray]:
     """Median-filtered forward flow (px) of the ``keep`` rows; gross forward-backward failures do not vote.
 
     ``gross`` covers the ``voting`` rows: the kept rows and the window's half-size around them, the only

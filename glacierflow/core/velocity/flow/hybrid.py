@@ -119,8 +119,8 @@ class Hybrid:
         lo, hi = joint_range(one_a, one_b)
         scale = np.float32(255.0 / (hi - lo))
         flow = self.refiner().calc(np.ascontiguousarray((one_a - np.float32(lo)) * scale),
-                            np.ascontiguousarray((one_b - np.float32(lo)) * scale),
-                            np.dstack([start.dx, start.dy]).astype(np.float32))
+                                   np.ascontiguousarray((one_b - np.float32(lo)) * scale),
+                                   np.dstack([start.dx, start.dy]).astype(np.float32))
         return Flow(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
 
     def refiner(self) -> Any:

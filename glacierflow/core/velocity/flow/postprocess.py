@@ -64,7 +64,8 @@ def nan_medians(fields: list[np.ndarray], size: int, step: int = 1, rows: slice 
     class_counts: dict[tuple[int, int], np.ndarray] = {}  # finite values per window, per parity class
     for field in fields:
         field = np.asarray(field, dtype=np.float32)
-        finite = np.isfinite(field[max(0, rows.start - half):rows.stop + half])
+        top, bottom = rows.start - half, rows.stop + half
+        finite = np.isfinite(field[max(0, top):bottom])
         if mask is None or not np.array_equal(finite, mask):
             mask, class_counts = finite, {}
         out = np.empty((rows.stop - rows.start, w), np.float32)
@@ -74,9 +75,7 @@ def nan_medians(fields: list[np.ndarray], size: int, step: int = 1, rows: slice 
             continue
         # Unknown values and the outside sort last as +inf, so each window's median sits at fixed
         # ranks given its count of finite values (counted once per field, not per window).
-        top, bottom = rows.start - half, rows.stop + half
-        padded = np.pad(np.where(np.isfinite(field[max(0, top):bottom]), field[max(0, top):bottom],
-                                 np.float32(np.inf)),
+        padded = np.pad(np.where(finite, field[max(0, top):bottom], np.float32(np.inf)),
                         ((max(0, -top), max(0, bottom - h)), (half, half)), constant_values=np.inf)
         # Pixels of one parity class (row % step, col % step) share one lattice: each class is a dense
         # (samples x samples) median on a contiguous sub-array, read with unit strides.
